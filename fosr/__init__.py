@@ -1,0 +1,24 @@
+"""fosr: learn generative models of benign network traffic and sample from them."""
+
+from fosr.errors import (
+    CaptureError,
+    ConfigError,
+    FosrError,
+    InputError,
+    ModelError,
+    RecordError,
+    TruncatedInputError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptureError",
+    "ConfigError",
+    "FosrError",
+    "InputError",
+    "ModelError",
+    "RecordError",
+    "TruncatedInputError",
+    "__version__",
+]

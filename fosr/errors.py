@@ -1,0 +1,93 @@
+"""Exceptions raised by the fosr library.
+
+One base class, :class:`FosrError`, and a few branches that callers treat
+differently.  Every exception carries the facts of the failure as attributes
+(file, offset, line, field, value) and its message repeats them, so that the
+command line can print ``str(error)`` as one self-contained line.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "CaptureError",
+    "ConfigError",
+    "FosrError",
+    "InputError",
+    "ModelError",
+    "RecordError",
+    "TruncatedInputError",
+]
+
+
+class FosrError(Exception):
+    """Base class of every error the fosr library raises on purpose."""
+
+
+class InputError(FosrError):
+    """Input data is wrong: a capture, a flow record file, a table.
+
+    ``path`` names the file (or ``None`` for in-memory data) and ``where``
+    says where in it, already formatted ("offset 1234", "line 7, column
+    'Bytes'").
+    """
+
+    def __init__(
+        self, message: str, *, path: str | os.PathLike[str] | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self.where = where
+        self.reason = message
+        prefix = ""
+        if self.path is not None:
+            prefix = f"{self.path}: "
+        if where:
+            prefix += f"{where}: "
+        super().__init__(prefix + message)
+
+
+class CaptureError(InputError):
+    """A capture file is not a capture, or its bytes are wrong at ``offset``."""
+
+    def __init__(
+        self, message: str, *, path: str | os.PathLike[str] | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.offset = offset
+        where = None if offset is None else f"offset {offset}"
+        super().__init__(message, path=path, where=where)
+
+
+class TruncatedInputError(CaptureError):
+    """A capture ends in the middle of a record or block at ``offset``.
+
+    Kept apart from :class:`CaptureError`: the bytes read so far are good, so
+    readers keep them and only warn.
+    """
+
+
+class RecordError(InputError):
+    """A flow record file has a malformed row: ``line`` and ``column`` say where."""
+
+    def __init__(
+        self, message: str, *, path: str | os.PathLike[str] | None = None,
+        line: int | None = None, column: str | None = None,
+    ) -> None:
+        self.line = line
+        self.column = column
+        parts = []
+        if line is not None:
+            parts.append(f"line {line}")
+        if column is not None:
+            parts.append(f"column {column!r}")
+        super().__init__(message, path=path, where=", ".join(parts) or None)
+
+
+class ModelError(FosrError):
+    """A model bundle is damaged, of an unknown version, or inconsistent."""
+
+
+class ConfigError(FosrError):
+    """A configuration or topology file is wrong; the message names the field."""
