@@ -30,8 +30,14 @@ __all__ = [
 ]
 
 PROTO_NAMES: dict[int, str] = {
-    1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP",
-    58: "ICMPv6", 132: "SCTP",
+    1: "ICMP",
+    2: "IGMP",
+    6: "TCP",
+    17: "UDP",
+    47: "GRE",
+    50: "ESP",
+    58: "ICMPv6",
+    132: "SCTP",
 }
 PROTO_NUMBERS: dict[str, int] = {name.upper(): n for n, name in PROTO_NAMES.items()}
 PROTO_NUMBERS["ICMP6"] = 58
@@ -39,8 +45,14 @@ PROTO_NUMBERS["IPV6-ICMP"] = 58
 
 # TCP flag bits as in the header's flags octet (RFC 9293 and RFC 3168).
 TCP_FLAG_BITS: dict[str, int] = {
-    "F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20,
-    "E": 0x40, "C": 0x80,
+    "F": 0x01,
+    "S": 0x02,
+    "R": 0x04,
+    "P": 0x08,
+    "A": 0x10,
+    "U": 0x20,
+    "E": 0x40,
+    "C": 0x80,
 }
 # nfdump prints six positions, most significant first, and two more for
 # ECE and CWR when either is set.
@@ -137,16 +149,24 @@ class FlowTable:
             raise ValueError(
                 f"columns missing {sorted(missing)}, unknown {sorted(extra)}"
             )
-        return cls(**{name: np.asarray(columns[name], dtype=_DTYPES[name])
-                      for name in FLOW_COLUMNS})
+        return cls(
+            **{
+                name: np.asarray(columns[name], dtype=_DTYPES[name])
+                for name in FLOW_COLUMNS
+            }
+        )
 
     @classmethod
     def concat(cls, tables: Sequence[FlowTable]) -> FlowTable:
         """Stack tables row-wise, in the order given."""
         if not tables:
             return cls.empty()
-        return cls(**{name: np.concatenate([getattr(t, name) for t in tables])
-                      for name in FLOW_COLUMNS})
+        return cls(
+            **{
+                name: np.concatenate([getattr(t, name) for t in tables])
+                for name in FLOW_COLUMNS
+            }
+        )
 
     def take(self, index: Array) -> FlowTable:
         """Return the rows at ``index`` (an integer or boolean array)."""
