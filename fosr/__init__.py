@@ -7,6 +7,7 @@ from fosr.errors import (
     InputError,
     ModelError,
     RecordError,
+    ToolError,
     TruncatedInputError,
 )
 
@@ -19,6 +20,7 @@ __all__ = [
     "InputError",
     "ModelError",
     "RecordError",
+    "ToolError",
     "TruncatedInputError",
     "__version__",
 ]

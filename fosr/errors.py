@@ -17,6 +17,7 @@ __all__ = [
     "InputError",
     "ModelError",
     "RecordError",
+    "ToolError",
     "TruncatedInputError",
 ]
 
@@ -34,7 +35,10 @@ class InputError(FosrError):
     """
 
     def __init__(
-        self, message: str, *, path: str | os.PathLike[str] | None = None,
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
         where: str | None = None,
     ) -> None:
         self.path = None if path is None else os.fspath(path)
@@ -52,7 +56,10 @@ class CaptureError(InputError):
     """A capture file is not a capture, or its bytes are wrong at ``offset``."""
 
     def __init__(
-        self, message: str, *, path: str | os.PathLike[str] | None = None,
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
         offset: int | None = None,
     ) -> None:
         self.offset = offset
@@ -72,8 +79,12 @@ class RecordError(InputError):
     """A flow record file has a malformed row: ``line`` and ``column`` say where."""
 
     def __init__(
-        self, message: str, *, path: str | os.PathLike[str] | None = None,
-        line: int | None = None, column: str | None = None,
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        column: str | None = None,
     ) -> None:
         self.line = line
         self.column = column
@@ -91,3 +102,28 @@ class ModelError(FosrError):
 
 class ConfigError(FosrError):
     """A configuration or topology file is wrong; the message names the field."""
+
+
+class ToolError(FosrError):
+    """An external program (tshark) is missing, failed or took too long.
+
+    ``tool`` names the program, ``path`` the file it was working on (or
+    ``None``), ``returncode`` its exit status (``None`` when it did not run
+    or was stopped) and ``reason`` what went wrong, usually the last line
+    the program wrote to stderr.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        tool: str,
+        path: str | os.PathLike[str] | None = None,
+        returncode: int | None = None,
+    ) -> None:
+        self.tool = tool
+        self.path = None if path is None else os.fspath(path)
+        self.returncode = returncode
+        self.reason = reason
+        where = "" if self.path is None else f" on {self.path}"
+        super().__init__(f"{tool}{where}: {reason}")

@@ -1,0 +1,57 @@
+# The two commands of a fresh machine (README.md):
+#   make run    set everything up, then run the main job
+#   make test   set everything up, then run every check, as CI does
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Debian packages the tests read files back with (tshark, capinfos).
+DEBIAN_PACKAGES := tshark
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run setup system test lint pytest demo clean
+
+run: setup demo
+
+setup: system $(VENV)/.installed
+
+system:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+	@for tool in tshark capinfos; do command -v $$tool >/dev/null \
+	  || { echo "error: $$tool is missing after installing $(DEBIAN_PACKAGES)" >&2; \
+	       exit 1; }; done
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# The main job until the daemon exists: build a lab capture (no recorded
+# traffic needed) and turn it into bidirectional flow records.
+demo:
+	mkdir -p var/demo
+	$(BIN)/python -m fosr.samples var/demo/lab.pcap
+	$(BIN)/fosr flows var/demo/lab.pcap -o var/demo/flows.csv
+	@echo "--- var/demo/flows.csv (first rows)"
+	@head -n 8 var/demo/flows.csv
+
+test: setup lint pytest
+
+lint:
+	$(BIN)/ruff check fosr fosrd tests bench
+	$(BIN)/ruff format --check fosr fosrd tests bench
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf var build *.egg-info .pytest_cache .mypy_cache .ruff_cache
