@@ -257,7 +257,11 @@ def _run_flows(args: argparse.Namespace) -> int:
         )
         tables.append(flows)
         if not args.quiet:
-            _say(f"{report.summary()}; {len(flows):,} flows")
+            # skipped rows were already reported by the reader's warning
+            _say(
+                f"{path}: {report.records:,} {report.format} records, "
+                f"{len(flows):,} flows"
+            )
 
     table = FlowTable.concat(tables).sorted_by_start()
     with _output(args.output) as stream:

@@ -151,3 +151,29 @@ def test_daemon_commands_not_built_yet_say_so(module: str) -> None:
         [sys.executable, "-m", module], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 4 and "not available" in result.stderr
+
+
+NFDUMP_HEADER = (
+    "Date first seen,Duration,Proto,Src IP Addr,Src Pt,Dst IP Addr,Dst Pt,"
+    "Packets,Bytes,Flows,Flags\n"
+)
+NFDUMP_ROW = (
+    "2017-04-05 00:02:{s}.321,0.003,TCP,192.168.220.16,43771,10.0.0.5,445,"
+    "{p},174,1,.AP...\n"
+)
+
+
+def test_malformed_record_names_line_and_column(tmp_path: Path) -> None:
+    records = tmp_path / "records.csv"
+    records.write_text(NFDUMP_HEADER + NFDUMP_ROW.format(s=34, p=2)
+                       + NFDUMP_ROW.format(s=35, p="two"))  # fmt: skip
+    result = run_fosr("flows", str(records))
+    assert result.returncode == 2
+    assert f"{records}: line 3, column 'Packets'" in result.stderr
+    assert "'two'" in result.stderr and "Traceback" not in result.stderr
+
+    out = tmp_path / "flows.csv"
+    result = run_fosr("flows", str(records), "--skip-bad", "-o", str(out))
+    assert result.returncode == 0
+    assert "skipped 1 malformed row" in result.stderr
+    assert len(read_flows_csv(out)) == 1
