@@ -16,34 +16,28 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from fosr import __version__
-from fosr.errors import FosrError, InputError
+from fosr._cli_common import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_UNAVAILABLE,
+    OutputError,
+    load_flows,
+    output,
+    say,
+    say_error,
+    seconds,
+)
+from fosr.errors import FosrError
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_OUTPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
-EXIT_INTERRUPTED = 130
-
-logger = logging.getLogger("fosr.cli")
-
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz")
-_CAPTURE_MAGICS = (
-    b"\xd4\xc3\xb2\xa1",
-    b"\xa1\xb2\xc3\xd4",
-    b"\x4d\x3c\xb2\xa1",
-    b"\xa1\xb2\x3c\x4d",
-    b"\x0a\x0d\x0d\x0a",
-)
-
-
-class OutputError(Exception):
-    """An output file could not be written (exit code 3)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,13 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace], int] = args.handler
         return handler(args)
     except FosrError as error:
-        _say_error(str(error))
+        say_error(str(error))
         return EXIT_INPUT
     except OutputError as error:
-        _say_error(str(error))
+        say_error(str(error))
         return EXIT_OUTPUT
     except KeyboardInterrupt:
-        _say_error("interrupted")
+        say_error("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader of our standard output went away (``| head``)
@@ -70,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the one place a bug becomes an exit code
         if args.debug:
             raise
-        _say_error(
+        say_error(
             f"internal error: {type(error).__name__}: {error} "
             "(run with --debug for the traceback)"
         )
@@ -174,14 +168,14 @@ def _add_flows_command(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     flows.add_argument(
         "--idle-timeout",
-        type=_seconds,
+        type=seconds,
         metavar="S",
         help="idle timeout for every protocol, in seconds "
         "(default: TCP 300, UDP and ICMP 60, as Zeek)",
     )
     flows.add_argument(
         "--active-timeout",
-        type=_seconds,
+        type=seconds,
         metavar="S",
         default=3600.0,
         help="cut connections longer than this, in seconds; "
@@ -189,7 +183,7 @@ def _add_flows_command(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     flows.add_argument(
         "--session-gap",
-        type=_seconds,
+        type=seconds,
         metavar="S",
         default=120.0,
         help="pair one-way records into one flow while their "
@@ -215,7 +209,7 @@ def _add_unavailable(
     command.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
 
     def handler(args: argparse.Namespace) -> int:
-        _say_error(
+        say_error(
             f"{command.prog}: not available in fosr {__version__}: "
             f"{missing} are not built yet"
         )
@@ -225,147 +219,21 @@ def _add_unavailable(
 
 
 def _run_flows(args: argparse.Namespace) -> int:
-    from fosr.capture import read_captures
-    from fosr.connections import Timeouts, assemble_connections
-    from fosr.flows.readers import ReadReport, read_flow_records, write_flows_csv
-    from fosr.flows.table import FlowTable
+    from fosr.flows.readers import write_flows_csv
 
-    captures, records = _classify_inputs(args.inputs)
-    active = args.active_timeout or None
-    timeouts = (
-        Timeouts.default()
-        if args.idle_timeout is None
-        else Timeouts.uniform(args.idle_timeout, active)
+    table = load_flows(
+        args.inputs,
+        idle_timeout_s=args.idle_timeout,
+        active_timeout_s=args.active_timeout or None,
+        session_gap_s=args.session_gap,
+        skip_bad=args.skip_bad,
+        quiet=args.quiet,
     )
-    if args.idle_timeout is None:
-        timeouts = Timeouts(timeouts.idle_s, active)
-    tables: list[FlowTable] = []
-
-    if captures:
-        with _progress(len(captures), "reading captures", args.quiet) as advance:
-            packets = read_captures(captures, progress=advance, skip_bad=args.skip_bad)
-        connections = assemble_connections(packets, timeouts)
-        tables.append(connections.flows)
-        _summarise_captures(packets.stats, len(connections), args.quiet)
-    for path in records:
-        report = ReadReport()
-        flows = read_flow_records(
-            path,
-            session_gap_s=args.session_gap,
-            skip_bad=args.skip_bad,
-            report=report,
-        )
-        tables.append(flows)
-        if not args.quiet:
-            # skipped rows were already reported by the reader's warning
-            _say(
-                f"{path}: {report.records:,} {report.format} records, "
-                f"{len(flows):,} flows"
-            )
-
-    table = FlowTable.concat(tables).sorted_by_start()
-    with _output(args.output) as stream:
+    with output(args.output) as stream:
         write_flows_csv(table, stream)
     if not args.quiet and args.output != "-":
-        _say(f"wrote {len(table):,} flows to {args.output}")
+        say(f"wrote {len(table):,} flows to {args.output}")
     return EXIT_OK
-
-
-def _classify_inputs(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
-    """Split inputs into captures and flow record files, expanding folders."""
-    captures: list[Path] = []
-    records: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES)
-            )
-            if not found:
-                raise InputError("no capture files in this folder", path=path)
-            captures.extend(found)
-            continue
-        try:
-            with open(path, "rb") as stream:
-                magic = stream.read(4)
-        except OSError as error:
-            raise InputError(f"cannot read: {error.strerror}", path=path) from error
-        (captures if magic in _CAPTURE_MAGICS else records).append(path)
-    return captures, records
-
-
-def _summarise_captures(stats: Any, n_connections: int, quiet: bool) -> None:
-    if quiet:
-        return
-    _say(
-        f"read {stats.frames:,} frames, {stats.decoded:,} IP packets, "
-        f"{n_connections:,} connections"
-    )
-    if stats.skipped:
-        counts = sorted(stats.skipped.items(), key=lambda item: -item[1])
-        _say("skipped: " + ", ".join(f"{reason} {n:,}" for reason, n in counts))
-
-
-@contextmanager
-def _progress(total: int, label: str, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """Yield a callback that advances a progress bar by ``n`` items."""
-    from tqdm import tqdm
-
-    # tqdm hides itself when standard error is no terminal (disable=None)
-    bar = tqdm(
-        total=total,
-        desc=label,
-        unit="file",
-        disable=True if quiet else None,
-        leave=False,
-    )
-    try:
-
-        def advance(n: int) -> None:
-            bar.update(n)
-
-        yield advance
-    finally:
-        bar.close()
-
-
-@contextmanager
-def _output(target: str) -> Iterator[IO[str]]:
-    """Open ``target`` for writing text, atomically replacing a file.
-
-    The data goes to a temporary file beside the target and is renamed over
-    it only when complete, so a failure never leaves a half-written file nor
-    destroys an earlier one.
-    """
-    if target == "-":
-        yield sys.stdout
-        return
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, temporary = tempfile.mkstemp(prefix=".fosr-", dir=folder)
-    except OSError as error:
-        raise OutputError(f"{target}: cannot write: {error.strerror}") from error
-    try:
-        with os.fdopen(fd, "w", newline="") as stream:
-            yield stream
-        os.replace(temporary, target)
-    except OSError as error:
-        os.unlink(temporary)
-        raise OutputError(f"{target}: cannot write: {error.strerror}") from error
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
-    return value
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:
@@ -386,14 +254,6 @@ class _Formatter(logging.Formatter):
             else (f"fosr: {record.levelname.lower()}: ")
         )
         return prefix + record.getMessage()
-
-
-def _say(message: str) -> None:
-    print(f"fosr: {message}", file=sys.stderr)
-
-
-def _say_error(message: str) -> None:
-    print(f"fosr: error: {message}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:
