@@ -1,0 +1,55 @@
+"""The flow model: FlowChronicle's patterns over coded flow tables.
+
+Building blocks, in pipeline order: :func:`encode_flows` codes a
+:class:`~fosr.flows.FlowTable` (:class:`CodedTable`, one :class:`Codebook`
+per column); :class:`OccurrenceIndex` lists rows per column value;
+:class:`Pattern` is the pattern language and :func:`find_windows` finds its
+occurrences; :mod:`fosr.flowmodel.mdl` holds the code lengths of the MDL
+score.
+"""
+
+from fosr.flowmodel.codebook import UNSEEN, Codebook, ColumnKind
+from fosr.flowmodel.encoding import (
+    ADDRESS_COLUMNS,
+    DEFAULT_BINS,
+    DEFAULT_COLUMNS,
+    DEFAULT_TICK_S,
+    MINABLE_COLUMNS,
+    CodedTable,
+    encode_flows,
+)
+from fosr.flowmodel.index import NO_ROW, OccurrenceIndex
+from fosr.flowmodel.pattern import Cell, CellKind, Pattern, RowPattern
+from fosr.flowmodel.windows import (
+    SKIP_PENALTY,
+    Windows,
+    candidate_score,
+    find_windows,
+    select_disjoint,
+    window_scores,
+)
+
+__all__ = [
+    "ADDRESS_COLUMNS",
+    "DEFAULT_BINS",
+    "DEFAULT_COLUMNS",
+    "DEFAULT_TICK_S",
+    "MINABLE_COLUMNS",
+    "NO_ROW",
+    "SKIP_PENALTY",
+    "UNSEEN",
+    "Cell",
+    "CellKind",
+    "CodedTable",
+    "Codebook",
+    "ColumnKind",
+    "OccurrenceIndex",
+    "Pattern",
+    "RowPattern",
+    "Windows",
+    "candidate_score",
+    "encode_flows",
+    "find_windows",
+    "select_disjoint",
+    "window_scores",
+]
