@@ -1,6 +1,7 @@
 """fosr: learn generative models of benign network traffic and sample from them."""
 
 from fosr.errors import (
+    BundleError,
     CaptureError,
     ConfigError,
     FosrError,
@@ -14,6 +15,7 @@ from fosr.errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BundleError",
     "CaptureError",
     "ConfigError",
     "FosrError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 __all__ = [
+    "BundleError",
     "CaptureError",
     "ConfigError",
     "FosrError",
@@ -98,6 +99,36 @@ class RecordError(InputError):
 
 class ModelError(FosrError):
     """A model bundle is damaged, of an unknown version, or inconsistent."""
+
+
+class BundleError(ModelError):
+    """A model bundle file failed a check: ``member`` and ``field`` say where.
+
+    ``path`` names the bundle file (``None`` for bytes in memory), ``member``
+    the archive member ("manifest.json", "parts/flow_model.json",
+    "arrays/cpt.npy"; ``None`` for the archive itself), ``field`` the path
+    of the offending value inside a JSON member ("patterns[3].support"), and
+    ``reason`` what is wrong with it, with the value.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        member: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = None if path is None else os.fspath(path)
+        self.member = member
+        self.field = field
+        self.reason = reason
+        parts = [part for part in (self.path, member) if part is not None]
+        if field:
+            parts.append(f"field {field!r} {reason}")
+        else:
+            parts.append(reason)
+        super().__init__(": ".join(parts))
 
 
 class ConfigError(FosrError):
