@@ -116,7 +116,9 @@ def summarise_captures(stats: Any, n_connections: int, quiet: bool) -> None:
 
 
 @contextmanager
-def progress(total: int, label: str, quiet: bool) -> Iterator[Callable[[int], None]]:
+def progress(
+    total: int, label: str, quiet: bool, *, unit: str = "file"
+) -> Iterator[Callable[[int], None]]:
     """Yield a callback that advances a progress bar by ``n`` items."""
     from tqdm import tqdm
 
@@ -124,7 +126,7 @@ def progress(total: int, label: str, quiet: bool) -> Iterator[Callable[[int], No
     bar = tqdm(
         total=total,
         desc=label,
-        unit="file",
+        unit=unit,
         disable=True if quiet else None,
         leave=False,
     )

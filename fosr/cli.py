@@ -35,6 +35,7 @@ from fosr._cli_common import (
     say_error,
     seconds,
 )
+from fosr._cli_evaluate import add_evaluate_commands
 from fosr.errors import FosrError
 
 __all__ = ["main"]
@@ -113,24 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "generate flows or a capture from a model bundle",
         "the generators",
     )
-    evaluate = commands.add_parser(
-        "evaluate", help="judge synthetic traffic against real traffic"
-    )
-    evaluate_kinds = evaluate.add_subparsers(dest="kind", required=True, metavar="KIND")
-    _add_unavailable(
-        evaluate_kinds,
-        common,
-        "flows",
-        "compare synthetic flow records with real ones",
-        "the flow metrics",
-    )
-    _add_unavailable(
-        evaluate_kinds,
-        common,
-        "packets",
-        "compare a synthetic capture with a real one",
-        "the packet metrics",
-    )
+    add_evaluate_commands(commands, common)
     model = commands.add_parser("model", help="inspect a model bundle")
     model_actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
     _add_unavailable(

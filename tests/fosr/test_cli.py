@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,16 +131,7 @@ def test_bad_option_value_is_usage_error(lab_capture: Path) -> None:
     assert "soon" in result.stderr
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["learn"],
-        ["generate"],
-        ["evaluate", "flows"],
-        ["evaluate", "packets"],
-        ["model", "show"],
-    ],
-)
+@pytest.mark.parametrize("command", [["learn"], ["generate"], ["model", "show"]])
 def test_commands_not_built_yet_say_so(command: list[str]) -> None:
     result = run_fosr(*command)
     assert result.returncode == 4
@@ -165,8 +158,9 @@ NFDUMP_ROW = (
 
 def test_malformed_record_names_line_and_column(tmp_path: Path) -> None:
     records = tmp_path / "records.csv"
-    records.write_text(NFDUMP_HEADER + NFDUMP_ROW.format(s=34, p=2)
-                       + NFDUMP_ROW.format(s=35, p="two"))  # fmt: skip
+    records.write_text(
+        NFDUMP_HEADER + NFDUMP_ROW.format(s=34, p=2) + NFDUMP_ROW.format(s=35, p="two")
+    )
     result = run_fosr("flows", str(records))
     assert result.returncode == 2
     assert f"{records}: line 3, column 'Packets'" in result.stderr
@@ -177,3 +171,66 @@ def test_malformed_record_names_line_and_column(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "skipped 1 malformed row" in result.stderr
     assert len(read_flows_csv(out)) == 1
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
+def test_evaluate_packets_writes_json_and_html(
+    lab_capture: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.pcap"
+    build_lab_capture(other, seed=9, sessions=20)
+    report_json, report_html = tmp_path / "r.json", tmp_path / "r.html"
+    result = run_fosr(
+        "evaluate",
+        "packets",
+        str(lab_capture),
+        str(other),
+        "--json",
+        str(report_json),
+        "--html",
+        str(report_html),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Distances over all connections" in result.stdout
+    document = json.loads(report_json.read_text())
+    assert document["kind"] == "packets"
+    page = report_html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+
+
+def test_evaluate_flows_ranks_candidates(lab_capture: Path, tmp_path: Path) -> None:
+    def flows_of(seed: int) -> Path:
+        capture = tmp_path / f"lab{seed}.pcap"
+        build_lab_capture(capture, seed=seed, sessions=60)
+        out = tmp_path / f"flows{seed}.csv"
+        assert main(["flows", str(capture), "-o", str(out), "-q"]) == 0
+        return out
+
+    train, real, synthetic = flows_of(11), flows_of(12), flows_of(13)
+    report_json = tmp_path / "r.json"
+    result = run_fosr(
+        "evaluate",
+        "flows",
+        str(real),
+        str(synthetic),
+        "--train",
+        str(train),
+        "--repetitions",
+        "2",
+        "--sample-size",
+        "200",
+        "--json",
+        str(report_json),
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(report_json.read_text())
+    assert document["kind"] == "flows"
+    assert "reference" in result.stdout.lower()
+
+
+def test_evaluate_flows_empty_input_is_a_clear_error(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = run_fosr("evaluate", "flows", str(empty), str(empty))
+    assert result.returncode == 2
+    assert "empty.csv" in result.stderr and "Traceback" not in result.stderr
