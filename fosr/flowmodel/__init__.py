@@ -5,10 +5,13 @@ Building blocks, in pipeline order: :func:`encode_flows` codes a
 per column); :class:`OccurrenceIndex` lists rows per column value;
 :class:`Pattern` is the pattern language and :func:`find_windows` finds its
 occurrences; :mod:`fosr.flowmodel.mdl` holds the code lengths of the MDL
-score.
+score.  Learning: :func:`build_cover` covers a table with patterns,
+:func:`learn_network` fits a :class:`BayesNet` to free cells, and
+:func:`learn_flow_model` runs the greedy MDL search.
 """
 
 from fosr.flowmodel.codebook import UNSEEN, Codebook, ColumnKind
+from fosr.flowmodel.cover import Cover, WindowCache, build_cover
 from fosr.flowmodel.encoding import (
     ADDRESS_COLUMNS,
     DEFAULT_BINS,
@@ -19,6 +22,14 @@ from fosr.flowmodel.encoding import (
     encode_flows,
 )
 from fosr.flowmodel.index import NO_ROW, OccurrenceIndex
+from fosr.flowmodel.learn import (
+    FittedPattern,
+    LearnedFlowModel,
+    SearchSettings,
+    TraceStep,
+    learn_flow_model,
+)
+from fosr.flowmodel.network import BayesNet, learn_network
 from fosr.flowmodel.pattern import Cell, CellKind, Pattern, RowPattern
 from fosr.flowmodel.windows import (
     SKIP_PENALTY,
@@ -38,18 +49,28 @@ __all__ = [
     "NO_ROW",
     "SKIP_PENALTY",
     "UNSEEN",
+    "BayesNet",
     "Cell",
     "CellKind",
     "CodedTable",
     "Codebook",
     "ColumnKind",
+    "Cover",
+    "FittedPattern",
+    "LearnedFlowModel",
     "OccurrenceIndex",
     "Pattern",
     "RowPattern",
+    "SearchSettings",
+    "TraceStep",
+    "WindowCache",
     "Windows",
+    "build_cover",
     "candidate_score",
     "encode_flows",
     "find_windows",
+    "learn_flow_model",
+    "learn_network",
     "select_disjoint",
     "window_scores",
 ]
