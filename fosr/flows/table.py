@@ -12,12 +12,13 @@ For ICMP the port columns hold the message type (client port) and code
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from fosr.flows._columnar import ColumnTable
 
 __all__ = [
     "FLOW_COLUMNS",
@@ -86,7 +87,7 @@ Array = npt.NDArray[Any]
 
 
 @dataclass(frozen=True, eq=False)
-class FlowTable:
+class FlowTable(ColumnTable):
     """Bidirectional flows, one row per flow, each column a numpy array.
 
     Columns and their dtypes:
@@ -117,69 +118,6 @@ class FlowTable:
     tcp_flags: Array
     state: Array
 
-    def __post_init__(self) -> None:
-        n = len(self.start)
-        for f in fields(self):
-            column = getattr(self, f.name)
-            dtype = _DTYPES[f.name]
-            if not isinstance(column, np.ndarray) or column.dtype != dtype:
-                object.__setattr__(self, f.name, np.asarray(column, dtype=dtype))
-            if len(getattr(self, f.name)) != n:
-                raise ValueError(
-                    f"column {f.name!r} has {len(column)} rows, 'start' has {n}"
-                )
-
-    def __len__(self) -> int:
-        return len(self.start)
-
-    @classmethod
-    def empty(cls) -> FlowTable:
-        """Return a table with no rows."""
-        return cls(**{name: np.empty(0, dtype=_DTYPES[name]) for name in _DTYPES})
-
-    @classmethod
-    def from_columns(cls, columns: Mapping[str, Sequence[Any] | Array]) -> FlowTable:
-        """Build a table from a mapping of column name to values.
-
-        Raises ValueError if a column is missing or unknown.
-        """
-        missing = set(FLOW_COLUMNS) - set(columns)
-        extra = set(columns) - set(FLOW_COLUMNS)
-        if missing or extra:
-            raise ValueError(
-                f"columns missing {sorted(missing)}, unknown {sorted(extra)}"
-            )
-        return cls(
-            **{
-                name: np.asarray(columns[name], dtype=_DTYPES[name])
-                for name in FLOW_COLUMNS
-            }
-        )
-
-    @classmethod
-    def concat(cls, tables: Sequence[FlowTable]) -> FlowTable:
-        """Stack tables row-wise, in the order given."""
-        if not tables:
-            return cls.empty()
-        return cls(
-            **{
-                name: np.concatenate([getattr(t, name) for t in tables])
-                for name in FLOW_COLUMNS
-            }
-        )
-
-    def take(self, index: Array) -> FlowTable:
-        """Return the rows at ``index`` (an integer or boolean array)."""
-        return FlowTable(**{name: getattr(self, name)[index] for name in FLOW_COLUMNS})
-
-    def sorted_by_start(self) -> FlowTable:
-        """Return the rows ordered by start time (stable)."""
-        return self.take(np.argsort(self.start, kind="stable"))
-
-    def columns(self) -> dict[str, Array]:
-        """Return the columns as a name-to-array dict, in the canonical order."""
-        return {name: getattr(self, name) for name in FLOW_COLUMNS}
-
 
 _DTYPES: dict[str, npt.DTypeLike] = {
     "start": np.float64,
@@ -197,3 +135,4 @@ _DTYPES: dict[str, npt.DTypeLike] = {
     "state": object,
 }
 FLOW_COLUMNS: tuple[str, ...] = tuple(_DTYPES)
+FlowTable.DTYPES = _DTYPES
