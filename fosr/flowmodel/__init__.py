@@ -7,7 +7,9 @@ per column); :class:`OccurrenceIndex` lists rows per column value;
 occurrences; :mod:`fosr.flowmodel.mdl` holds the code lengths of the MDL
 score.  Learning: :func:`build_cover` covers a table with patterns,
 :func:`learn_network` fits a :class:`BayesNet` to free cells, and
-:func:`learn_flow_model` runs the greedy MDL search.
+:func:`learn_flow_model` runs the greedy MDL search.  Generation:
+:func:`fit_timing` fits a :class:`FlowTiming` (rate profile, delays) and
+:class:`FlowSampler` draws flows over any range of time, sharded.
 """
 
 from fosr.flowmodel.codebook import UNSEEN, Codebook, ColumnKind
@@ -31,6 +33,8 @@ from fosr.flowmodel.learn import (
 )
 from fosr.flowmodel.network import BayesNet, learn_network
 from fosr.flowmodel.pattern import Cell, CellKind, Pattern, RowPattern
+from fosr.flowmodel.sampler import EPHEMERAL_PORTS, FlowSampler, fill_codes
+from fosr.flowmodel.timing import FlowTiming, fit_timing
 from fosr.flowmodel.windows import (
     SKIP_PENALTY,
     Windows,
@@ -45,6 +49,7 @@ __all__ = [
     "DEFAULT_BINS",
     "DEFAULT_COLUMNS",
     "DEFAULT_TICK_S",
+    "EPHEMERAL_PORTS",
     "MINABLE_COLUMNS",
     "NO_ROW",
     "SKIP_PENALTY",
@@ -57,6 +62,8 @@ __all__ = [
     "ColumnKind",
     "Cover",
     "FittedPattern",
+    "FlowSampler",
+    "FlowTiming",
     "LearnedFlowModel",
     "OccurrenceIndex",
     "Pattern",
@@ -68,7 +75,9 @@ __all__ = [
     "build_cover",
     "candidate_score",
     "encode_flows",
+    "fill_codes",
     "find_windows",
+    "fit_timing",
     "learn_flow_model",
     "learn_network",
     "select_disjoint",

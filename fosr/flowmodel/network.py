@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,11 @@ class BayesNet:
     order: tuple[int, ...]
     configs: tuple[Array, ...]
     counts: tuple[Array, ...]
+    # cumulative sampling tables per variable, built on first use: sampling
+    # in many small batches (one per time window) would rebuild them
+    _cumulative: dict[int, Array] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.states)
@@ -137,13 +142,19 @@ class BayesNet:
         seen = configs[at] == keys if len(configs) else np.zeros(n, dtype=bool)
         row = np.where(seen, at, len(configs))
 
-        # cumulative rows laid end to end: row r spans (r, r + 1]
-        cumulative = np.cumsum(self.probabilities(v), axis=1)
-        cumulative[:, -1] = 1.0
-        flat = (cumulative + np.arange(len(cumulative))[:, None]).ravel()
+        flat = self._cumulative.get(v)
+        if flat is None:
+            flat = self._cumulative[v] = self._cumulative_rows(v)
         hits = np.searchsorted(flat, row + rng.random(n), side="right")
         drawn: Array = np.minimum(hits - row * k, k - 1)
         return drawn
+
+    def _cumulative_rows(self, v: int) -> Array:
+        """Return the cumulative rows laid end to end: row r spans (r, r + 1]."""
+        cumulative = np.cumsum(self.probabilities(v), axis=1)
+        cumulative[:, -1] = 1.0
+        flat: Array = (cumulative + np.arange(len(cumulative))[:, None]).ravel()
+        return flat
 
     def _sizes(self, variables: Sequence[int]) -> list[int]:
         return [len(self.states[p]) for p in variables]
