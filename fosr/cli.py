@@ -27,7 +27,6 @@ from fosr._cli_common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTPUT,
-    EXIT_UNAVAILABLE,
     OutputError,
     load_flows,
     output,
@@ -36,6 +35,11 @@ from fosr._cli_common import (
     seconds,
 )
 from fosr._cli_evaluate import add_evaluate_commands
+from fosr._cli_model import (
+    add_generate_command,
+    add_learn_command,
+    add_model_commands,
+)
 from fosr.errors import FosrError
 
 __all__ = ["main"]
@@ -45,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``fosr`` command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # the command as typed, for the provenance of what it writes
+    args.argv = ["fosr", *(sys.argv[1:] if argv is None else argv)]
     _configure_logging(args.quiet, args.verbose)
     try:
         handler: Callable[[argparse.Namespace], int] = args.handler
@@ -100,30 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_flows_command(commands, common)
-    _add_unavailable(
-        commands,
-        common,
-        "learn",
-        "learn a model bundle from captures or flow records",
-        "the flow and packet models",
-    )
-    _add_unavailable(
-        commands,
-        common,
-        "generate",
-        "generate flows or a capture from a model bundle",
-        "the generators",
-    )
+    add_learn_command(commands, common)
+    add_generate_command(commands, common)
     add_evaluate_commands(commands, common)
-    model = commands.add_parser("model", help="inspect a model bundle")
-    model_actions = model.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _add_unavailable(
-        model_actions,
-        common,
-        "show",
-        "describe a model bundle in words",
-        "the model bundle",
-    )
+    add_model_commands(commands, common)
     return parser
 
 
@@ -180,26 +166,6 @@ def _add_flows_command(commands: Any, common: argparse.ArgumentParser) -> None:
         "capture files instead of stopping",
     )
     flows.set_defaults(handler=_run_flows)
-
-
-def _add_unavailable(
-    commands: Any,
-    common: argparse.ArgumentParser,
-    name: str,
-    text: str,
-    missing: str,
-) -> None:
-    command = commands.add_parser(name, parents=[common], help=text, description=text)
-    command.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-
-    def handler(args: argparse.Namespace) -> int:
-        say_error(
-            f"{command.prog}: not available in fosr {__version__}: "
-            f"{missing} are not built yet"
-        )
-        return EXIT_UNAVAILABLE
-
-    command.set_defaults(handler=handler)
 
 
 def _run_flows(args: argparse.Namespace) -> int:

@@ -10,6 +10,8 @@ score.  Learning: :func:`build_cover` covers a table with patterns,
 :func:`learn_flow_model` runs the greedy MDL search.  Generation:
 :func:`fit_timing` fits a :class:`FlowTiming` (rate profile, delays) and
 :class:`FlowSampler` draws flows over any range of time, sharded.
+Storage: :func:`save_flow_model` writes a model bundle and
+:func:`load_flow_model` reads it back, checked.
 """
 
 from fosr.flowmodel.codebook import UNSEEN, Codebook, ColumnKind
@@ -34,6 +36,7 @@ from fosr.flowmodel.learn import (
 from fosr.flowmodel.network import BayesNet, learn_network
 from fosr.flowmodel.pattern import Cell, CellKind, Pattern, RowPattern
 from fosr.flowmodel.sampler import EPHEMERAL_PORTS, FlowSampler, fill_codes
+from fosr.flowmodel.store import StoredFlowModel, load_flow_model, save_flow_model
 from fosr.flowmodel.timing import FlowTiming, fit_timing
 from fosr.flowmodel.windows import (
     SKIP_PENALTY,
@@ -69,6 +72,7 @@ __all__ = [
     "Pattern",
     "RowPattern",
     "SearchSettings",
+    "StoredFlowModel",
     "TraceStep",
     "WindowCache",
     "Windows",
@@ -80,6 +84,8 @@ __all__ = [
     "fit_timing",
     "learn_flow_model",
     "learn_network",
+    "load_flow_model",
+    "save_flow_model",
     "select_disjoint",
     "window_scores",
 ]

@@ -131,13 +131,6 @@ def test_bad_option_value_is_usage_error(lab_capture: Path) -> None:
     assert "soon" in result.stderr
 
 
-@pytest.mark.parametrize("command", [["learn"], ["generate"], ["model", "show"]])
-def test_commands_not_built_yet_say_so(command: list[str]) -> None:
-    result = run_fosr(*command)
-    assert result.returncode == 4
-    assert "not available" in result.stderr
-
-
 @pytest.mark.parametrize("module", ["fosrd", "fosrd.ctl"])
 def test_daemon_commands_not_built_yet_say_so(module: str) -> None:
     result = subprocess.run(
