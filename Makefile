@@ -55,3 +55,10 @@ pytest:
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The reference implementations (flowchronicle, tadam-learner) in their own
+# venv, bench/reference/.venv, for side-by-side benchmarks only: never a
+# runtime dependency (bench/reference/README.md).
+.PHONY: reference
+reference:
+	PYTHON=$(PYTHON) sh bench/reference/setup.sh
