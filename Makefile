@@ -35,13 +35,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The main job until the daemon exists: build a lab capture (no recorded
-# traffic needed) and turn it into bidirectional flow records.
+# traffic needed), turn it into flows, learn a flow model from them, show it,
+# and generate a day of new flows from it.
 demo:
 	mkdir -p var/demo
-	$(BIN)/python -m fosr.samples var/demo/lab.pcap
+	$(BIN)/python -m fosr.samples var/demo/lab.pcap --sessions 200
 	$(BIN)/fosr flows var/demo/lab.pcap -o var/demo/flows.csv
-	@echo "--- var/demo/flows.csv (first rows)"
-	@head -n 8 var/demo/flows.csv
+	$(BIN)/fosr learn var/demo/flows.csv -o var/demo/model.fosr
+	$(BIN)/fosr model show var/demo/model.fosr
+	$(BIN)/fosr generate var/demo/model.fosr --duration 1d --flows var/demo/generated.csv
+	@echo "--- var/demo/generated.csv (first rows)"
+	@head -n 8 var/demo/generated.csv
 
 test: setup lint pytest
 
