@@ -49,13 +49,13 @@ import argparse
 import contextlib
 import json
 import logging
-import multiprocessing
 import sys
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from _timeout import run_with_timeout
 
 COLUMN_MAP = {
     "start": "Date first seen",
@@ -221,29 +221,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the search with a wall-clock limit and print one JSON line."""
     args = parse_args(argv)
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(
-        target=run_child, args=(args, send)
+    result, timed_out, elapsed_s, exitcode = run_with_timeout(
+        run_child, args, args.timeout_s
     )
-    began = time.monotonic()
-    child.start()
-    send.close()
-
-    # the child sends exactly one dict, or dies, or runs out of time
-    result: dict[str, Any] = {}
-    if receive.poll(args.timeout_s):
-        with contextlib.suppress(EOFError):
-            result = receive.recv()
-    timed_out = child.is_alive() and not result
-    if child.is_alive():
-        child.kill()
-    child.join()
 
     line = {"rows": args.rows, "timed_out": timed_out}
-    line.setdefault("seconds", time.monotonic() - began)
+    line.setdefault("seconds", elapsed_s)
     line.update(result)
     if not result and not timed_out:
-        line["error"] = f"child exited with code {child.exitcode}"
+        line["error"] = f"child exited with code {exitcode}"
     print(json.dumps(line))
     return 0 if result else 1
 

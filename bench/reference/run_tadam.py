@@ -42,12 +42,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import tempfile
 import time
 from typing import Any
+
+from _timeout import run_with_timeout
 
 END = "$"
 
@@ -183,33 +184,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_with_timeout(args: argparse.Namespace) -> tuple[dict, bool, float, Any]:
-    """Run the child; return its result, timed_out, seconds, exit code."""
-    receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(
-        target=run_child, args=(args, send)
-    )
-    began = time.monotonic()
-    child.start()
-    send.close()
-
-    # the child sends exactly one dict, or dies, or runs out of time
-    result: dict[str, Any] = {}
-    if receive.poll(args.timeout_s):
-        with contextlib.suppress(EOFError):
-            result = receive.recv()
-    timed_out = child.is_alive() and not result
-    if child.is_alive():
-        child.kill()
-    child.join()
-    return result, timed_out, time.monotonic() - began, child.exitcode
-
-
 def main(argv: list[str] | None = None) -> int:
     """Learn with a wall-clock limit and print one JSON line."""
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="run-tadam-") as args.scratch:
-        result, timed_out, elapsed_s, exitcode = run_with_timeout(args)
+        result, timed_out, elapsed_s, exitcode = run_with_timeout(
+            run_child, args, args.timeout_s
+        )
 
     sequences = read_sequences(args.sequences)
     line: dict[str, Any] = {
