@@ -1,16 +1,20 @@
 """Time packet synthesis and pcap writing against scapy, in one run.
 
-A realistic mix (``--flows`` flows of 2-40 packets; 80% TCP with a full
-handshake, data both ways with payloads of 0-1460 bytes and a FIN close,
-15% UDP request/response, 5% ICMP echo; four OS profiles, 10% of flows
-on a VLAN) is built by ``fosr.synth.build_frames`` on one core and written
-by ``write_pcap`` to an in-memory buffer and to a file under /tmp.  scapy
-then builds the first ``--scapy`` packets of the same batch, one object
-per packet plus ``bytes()``, for the ratio.  Each fosr step is the best of
-``--repeat`` runs.
+A realistic mix (``--flows`` flows; 80% TCP with a full handshake, data
+both ways and a FIN close, payloads mixed: 40% full segments of 1448
+bytes, the rest 1-600 bytes; 15% UDP request/response of DNS sizes,
+30-60 bytes asked and 60-300 answered; 5% ICMP echo of 56 bytes; four OS
+profiles, 10% of flows on a VLAN, ``--ipv6`` of them over IPv6) is built
+by ``fosr.synth`` on one core and written by ``write_pcap``; so is a batch
+of 100-byte UDP frames.  scapy then builds the first ``--scapy`` packets
+of the mix, one object per packet plus ``bytes()``, for the ratio.
+
+Each step is the best of ``--repeat`` runs, timed both by the wall clock
+and by the process's CPU time: the machine is shared, and CPU time is
+what one core spends.  Rates are packets per second.
 
 Usage: .venv/bin/python bench/bench_synth.py [--flows N] [--scapy N] [--repeat R]
-       [--max-payload BYTES]
+       [--ipv6 SHARE]
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ import argparse
 import io
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import BinaryIO
 
 import numpy as np
 from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Dot1Q, Ether
-from scapy.packet import Raw
+from scapy.packet import Packet, Raw
 
 from fosr.synth import (
     OS_PROFILES,
@@ -40,7 +48,7 @@ SYN, ACK, FIN, PSH = 0x02, 0x10, 0x01, 0x08
 T0_NS = 1_700_000_000 * 10**9
 
 
-def make_mix(n_flows: int, max_payload: int = 1460, seed: int = 0) -> FlowBatch:
+def make_mix(n_flows: int, ipv6_share: float = 0.2, seed: int = 0) -> FlowBatch:
     """Return a batch of ``n_flows`` random flows (see the module docstring)."""
     rng = np.random.default_rng(seed)
     proto = rng.choice(np.array([6, 17, 1], np.uint8), n_flows, p=[0.8, 0.15, 0.05])
@@ -64,7 +72,12 @@ def make_mix(n_flows: int, max_payload: int = 1460, seed: int = 0) -> FlowBatch:
             pick = (place == at) & (proto[flow] == 6)
             forward[pick], flags[pick] = fwd, fl
     flags[proto[flow] != 6] = 0
-    payload = rng.integers(0, max_payload + 1, n).astype(np.uint32)
+    full = rng.random(n) < 0.4
+    payload = np.where(full, 1448, rng.integers(1, 601, n)).astype(np.uint32)
+    udp = proto[flow] == 17
+    asked = rng.integers(30, 61, n)
+    payload[udp] = np.where(forward, asked, asked + rng.integers(30, 241, n))[udp]
+    payload[proto[flow] == 1] = 56
     payload[(flags & (SYN | FIN)) > 0] = 0
     payload[(proto[flow] == 6) & (flags == ACK)] = 0
 
@@ -76,6 +89,11 @@ def make_mix(n_flows: int, max_payload: int = 1460, seed: int = 0) -> FlowBatch:
         start[flow] + np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[offsets[:-1]], counts)
     )
     n_os = len(OS_PROFILES)
+    v6 = rng.random(n_flows) < ipv6_share
+    prefix = np.frombuffer(bytes.fromhex("20010db8"), np.uint8)
+    ip6 = [rng.integers(0, 256, (n_flows, 16), dtype=np.uint8) for _ in range(2)]
+    for address in ip6:
+        address[:, :4] = prefix
     return FlowBatch(
         proto=proto,
         client_ip=rng.integers(0x0A000000, 0x0AFFFFFF, n_flows, dtype=np.uint32),
@@ -92,6 +110,34 @@ def make_mix(n_flows: int, max_payload: int = 1460, seed: int = 0) -> FlowBatch:
         forward=forward,
         tcp_flags=flags,
         payload_len=payload,
+        ip_version=np.where(v6, 6, 4).astype(np.uint8),
+        client_ip6=ip6[0],
+        server_ip6=ip6[1],
+    )
+
+
+def make_small(n_packets: int, seed: int = 0) -> FlowBatch:
+    """Return UDP exchanges whose frames are all 100 bytes (IPv4)."""
+    batch = make_mix(n_packets // 2, 0.0, seed)
+    n_flows = batch.n_flows
+    offsets = np.arange(n_flows + 1, dtype=np.int64) * 2
+    starts = batch.ts_ns[batch.offsets[:-1]]
+    return FlowBatch(
+        proto=np.full(n_flows, 17, np.uint8),
+        client_ip=batch.client_ip,
+        server_ip=batch.server_ip,
+        client_port=batch.client_port,
+        server_port=batch.server_port,
+        client_mac=batch.client_mac,
+        server_mac=batch.server_mac,
+        client_os=batch.client_os,
+        server_os=batch.server_os,
+        vlan=np.full(n_flows, -1, np.int16),
+        offsets=offsets,
+        ts_ns=np.repeat(starts, 2) + np.tile([0, 1_000_000], n_flows),
+        forward=np.tile([True, False], n_flows),
+        tcp_flags=np.zeros(2 * n_flows, np.uint8),
+        payload_len=np.full(2 * n_flows, 100 - 42, np.uint32),
     )
 
 
@@ -100,11 +146,25 @@ def build_with_scapy(frames: Frames, limit: int) -> int:
     total = 0
     for i in range(min(limit, len(frames))):
         ref = Ether(frames.frame(i))
-        ip = ref[IP]
         packet = Ether(src=ref.src, dst=ref.dst)
         if Dot1Q in ref:
             packet = packet / Dot1Q(vlan=ref[Dot1Q].vlan)
-        layer = IP(src=ip.src, dst=ip.dst, ttl=ip.ttl, id=ip.id, flags=ip.flags)
+        layer: Packet
+        l4: Packet
+        if IPv6 in ref:
+            ip6 = ref[IPv6]
+            layer = IPv6(src=ip6.src, dst=ip6.dst, hlim=ip6.hlim, fl=ip6.fl)
+            echo = ip6.payload
+            if isinstance(echo, (ICMPv6EchoRequest, ICMPv6EchoReply)):
+                kind = type(echo)
+                body = bytes(echo.payload) if echo.payload else echo.data
+                total += len(
+                    bytes(packet / layer / kind(id=echo.id, seq=echo.seq, data=body))
+                )
+                continue
+        else:
+            ip = ref[IP]
+            layer = IP(src=ip.src, dst=ip.dst, ttl=ip.ttl, id=ip.id, flags=ip.flags)
         if TCP in ref:
             t = ref[TCP]
             l4 = TCP(
@@ -120,20 +180,62 @@ def build_with_scapy(frames: Frames, limit: int) -> int:
             l4 = UDP(sport=ref[UDP].sport, dport=ref[UDP].dport)
         else:
             l4 = ICMP(type=ref[ICMP].type, id=ref[ICMP].id, seq=ref[ICMP].seq)
-        body = bytes(l4.payload if False else ref[IP].payload.payload)
+        body = bytes((ref[IPv6] if IPv6 in ref else ref[IP]).payload.payload)
         total += len(bytes(packet / layer / l4 / Raw(body)))
     return total
 
 
-def best_of(repeat: int, step: object) -> tuple[float, object]:
-    """Run ``step`` ``repeat`` times; return the best seconds and a result."""
-    assert callable(step), "step is a function"
-    best, result = float("inf"), None
+def best_of(repeat: int, step: Callable[[], object]) -> tuple[float, float]:
+    """Run ``step`` ``repeat`` times; return the best wall and CPU seconds."""
+    wall = cpu = float("inf")
     for _ in range(repeat):
-        began = time.perf_counter()
-        result = step()
-        best = min(best, time.perf_counter() - began)
-    return best, result
+        began, began_cpu = time.perf_counter(), time.process_time()
+        step()
+        wall = min(wall, time.perf_counter() - began)
+        cpu = min(cpu, time.process_time() - began_cpu)
+    return wall, cpu
+
+
+def to_file(write: Callable[[BinaryIO], int]) -> int:
+    """Run ``write`` on a fresh file under /tmp; return the bytes written."""
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "bench.pcap"), "wb") as out:
+            return write(out)
+
+
+def time_batch(name: str, batch: FlowBatch, repeat: int) -> Frames:
+    """Time building and writing ``batch``; print one line per step."""
+    n = batch.n_packets
+    frames = build_frames(batch, 1)
+    roomy = list(iter_frames(batch, 1, headroom_bytes=16))
+
+    def rewrite_roomy(out: BinaryIO) -> int:
+        return sum(write_pcap(out, c, header=i == 0) for i, c in enumerate(roomy))
+
+    def pipeline(out: BinaryIO) -> int:
+        chunks = iter_frames(batch, 1, headroom_bytes=16)
+        return sum(write_pcap(out, c, header=i == 0) for i, c in enumerate(chunks))
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("iter_frames (chunks)", lambda: sum(map(len, iter_frames(batch, 1)))),
+        ("build_frames (one buffer)", lambda: build_frames(batch, 1)),
+        ("write_pcap, packed frames, memory", lambda: write_pcap(io.BytesIO(), frames)),
+        (
+            "write_pcap, packed frames, /tmp",
+            lambda: to_file(lambda o: write_pcap(o, frames)),
+        ),
+        ("write_pcap, headroom chunks, memory", lambda: rewrite_roomy(io.BytesIO())),
+        ("write_pcap, headroom chunks, /tmp", lambda: to_file(rewrite_roomy)),
+        ("iter_frames + write_pcap to /tmp", lambda: to_file(pipeline)),
+    ]
+    print(f"{name}: {n} packets, {len(frames.data) / n:.0f} B/frame")
+    for label, step in steps:
+        wall, cpu = best_of(repeat, step)
+        print(
+            f"  {label:38s} {n / wall / 1e6:6.2f} M/s wall  "
+            f"{n / cpu / 1e6:6.2f} M/s cpu"
+        )
+    return frames
 
 
 def main() -> None:
@@ -141,55 +243,32 @@ def main() -> None:
     parser.add_argument("--flows", type=int, default=100_000)
     parser.add_argument("--scapy", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--max-payload", type=int, default=1460)
+    parser.add_argument("--ipv6", type=float, default=0.2)
     args = parser.parse_args()
-
-    batch = make_mix(args.flows, args.max_payload)
-    n = batch.n_packets
-    build_s, frames = best_of(args.repeat, lambda: build_frames(batch, 1))
-    assert isinstance(frames, Frames), "build_frames returns Frames"
-    stream_s, _ = best_of(args.repeat, lambda: sum(map(len, iter_frames(batch, 1))))
-    memory_s, _ = best_of(args.repeat, lambda: write_pcap(io.BytesIO(), frames))
-
-    def to_file() -> int:
-        with tempfile.NamedTemporaryFile(suffix=".pcap") as out:
-            written = write_pcap(out, frames)
-            out.flush()
-            return written
-
-    def pipeline() -> int:
-        with tempfile.NamedTemporaryFile(suffix=".pcap") as out:
-            written = 0
-            for i, chunk in enumerate(iter_frames(batch, 1)):
-                written += write_pcap(out, chunk, header=i == 0)
-            out.flush()
-            return written
-
-    file_s, written = best_of(args.repeat, to_file)
-    pipeline_s, _ = best_of(args.repeat, pipeline)
-    began = time.perf_counter()
-    build_with_scapy(frames, args.scapy)
-    scapy_s = time.perf_counter() - began
-    scapy_pps = min(args.scapy, n) / scapy_s
-
-    def rate(seconds: float) -> str:
-        return f"{seconds:8.3f} s  {n / seconds / 1e6:6.2f} M packets/s"
 
     print(
         f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {args.flows} "
-        f"flows, {n} packets, {len(frames.data) / n:.0f} B/frame, "
-        f"best of {args.repeat}"
+        f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; best of "
+        f"{args.repeat}"
     )
-    print(f"build_frames (one buffer)    {rate(build_s)}")
-    print(f"iter_frames (chunks)         {rate(stream_s)}")
-    print(f"write_pcap to memory         {rate(memory_s)}")
-    print(f"write_pcap to /tmp file      {rate(file_s)}  ({written} bytes)")
-    print(f"iter_frames + write_pcap     {rate(pipeline_s)}")
     print(
-        f"scapy build                  {scapy_s:8.3f} s  {scapy_pps / 1e3:6.2f} k "
-        f"packets/s ({min(args.scapy, n)} packets); iter_frames is "
-        f"{n / stream_s / scapy_pps:.0f}x"
+        "$ .venv/bin/python bench/"
+        + " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])
+    )
+    mix = make_mix(args.flows, args.ipv6)
+    frames = time_batch(f"mix of {args.flows} flows", mix, args.repeat)
+    small = make_small(mix.n_packets)
+    time_batch("100-byte UDP frames", small, args.repeat)
+
+    began = time.process_time()
+    built = build_with_scapy(frames, args.scapy)
+    scapy_cpu = time.process_time() - began
+    count = min(args.scapy, len(frames))
+    fosr_wall, fosr_cpu = best_of(1, lambda: sum(map(len, iter_frames(mix, 1))))
+    print(
+        f"scapy builds {count} packets of the mix ({built} bytes) at "
+        f"{count / scapy_cpu / 1e3:.2f} k/s cpu; iter_frames is "
+        f"{mix.n_packets / fosr_cpu / (count / scapy_cpu):.0f}x faster"
     )
 
 

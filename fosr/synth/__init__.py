@@ -1,9 +1,12 @@
 """Turn header sequences of flows into packet bytes and pcap files.
 
-A :class:`FlowBatch` (flows and, per flow, the header sequence of their
-packets) goes to :func:`build_frames`, which returns :class:`Frames`: the
-Ethernet frames of all flows merged in time order, built in numpy batches.
-:func:`write_pcap` writes them to a binary file object.
+A :class:`FlowBatch` (IPv4 and IPv6 flows and, per flow, the header
+sequence of their packets) goes to :func:`build_frames` or
+:func:`iter_frames`, which return :class:`Frames`: the Ethernet frames of
+all flows merged in time order, built in numpy batches.  :func:`write_pcap`
+writes them to a binary file object; frames built with 16 bytes of
+headroom are written without being copied.  docs/synth.md has the whole
+account.
 """
 
 from fosr.synth._batch import FlowBatch, Frames

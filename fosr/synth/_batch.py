@@ -21,14 +21,16 @@ __all__ = ["FlowBatch", "Frames"]
 Array = npt.NDArray[Any]
 
 TCP, UDP, ICMP = 6, 17, 1
+IPV4, IPV6 = 4, 6
 
 
 @dataclass(frozen=True, eq=False)
 class FlowBatch:
     """Flows and, per flow, the header sequence of their packets.
 
-    Per flow (length F): ``proto`` (6 TCP, 17 UDP, 1 ICMP echo);
-    ``client_ip`` and ``server_ip`` (uint32 IPv4 addresses);
+    Per flow (length F): ``proto`` (6 TCP, 17 UDP, 1 ICMP echo, which is
+    ICMPv6 echo on IPv6 flows); ``client_ip`` and ``server_ip`` (uint32
+    IPv4 addresses, ignored on IPv6 flows);
     ``client_port`` and ``server_port`` (for ICMP, ``client_port`` is the
     echo identifier); ``client_mac`` and ``server_mac`` ((F, 6) uint8);
     ``client_os`` and ``server_os`` (indices into ``OS_PROFILES``);
@@ -43,12 +45,19 @@ class FlowBatch:
     ``payload_offsets`` (length P + 1) give it; then ``payload_len`` must
     equal ``np.diff(payload_offsets)``.
 
+    ``ip_version`` (per flow, 4 or 6) defaults to 4 for every flow.  IPv6
+    flows take their addresses from ``client_ip6`` and ``server_ip6``
+    ((F, 16) uint8, network byte order), which must be given when any flow
+    is IPv6.
+
     Construction validates the columns and raises ValueError on the first
     disagreement.
     """
 
-    # TODO: IPv6 (16-byte addresses, EtherType 0x86DD, ICMPv6 echo) is
-    # missing; flows of IPv6 hosts cannot be synthesised until it lands.
+    # TODO: ICMP destination unreachable (type 3 code 3, or ICMPv6 type 1
+    # code 4, quoting the offending IP header and the first 8 bytes of its
+    # datagram) is not built: a UDP flow to a closed port cannot yet be
+    # answered by its ICMP error, only by a UDP packet or silence.
 
     proto: Array
     client_ip: Array
@@ -67,8 +76,14 @@ class FlowBatch:
     payload_len: Array
     payload: Array | None = None
     payload_offsets: Array | None = None
+    ip_version: Array = None  # type: ignore[assignment]  # all 4 when None
+    client_ip6: Array | None = None
+    server_ip6: Array | None = None
 
     def __post_init__(self) -> None:
+        if self.ip_version is None:
+            all_v4 = np.full(self.n_flows, IPV4, np.uint8)
+            object.__setattr__(self, "ip_version", all_v4)
         self.validate()
 
     @property
@@ -92,6 +107,7 @@ class FlowBatch:
             "client_os",
             "server_os",
             "vlan",
+            "ip_version",
         ):
             _check_len(name, getattr(self, name), n)
         for name in ("client_mac", "server_mac"):
@@ -115,6 +131,24 @@ class FlowBatch:
         if np.any(self.payload_len > 65535 - 60):
             raise ValueError("a payload_len does not fit in one IPv4 packet")
         self._validate_payload(p)
+        self._validate_ipv6(n)
+
+    def _validate_ipv6(self, n: int) -> None:
+        if not np.isin(self.ip_version, (IPV4, IPV6)).all():
+            raise ValueError(
+                f"ip_version must be 4 or 6, not {set(self.ip_version.tolist())}"
+            )
+        given = [self.client_ip6 is not None, self.server_ip6 is not None]
+        if any(given) and not all(given):
+            raise ValueError("give both client_ip6 and server_ip6, or neither")
+        if not all(given):
+            if np.any(self.ip_version == IPV6):
+                raise ValueError("IPv6 flows need client_ip6 and server_ip6")
+            return
+        for name in ("client_ip6", "server_ip6"):
+            shape = np.shape(getattr(self, name))
+            if shape != (n, 16):
+                raise ValueError(f"{name} must have shape ({n}, 16), not {shape}")
 
     def _validate_payload(self, p: int) -> None:
         if (self.payload is None) != (self.payload_offsets is None):
@@ -130,22 +164,33 @@ class FlowBatch:
 class Frames:
     """Built Ethernet frames, all flows merged in time order.
 
-    Frame ``i`` is ``data[offsets[i]:offsets[i + 1]]``, captured at
-    ``ts_ns[i]`` (ns since the epoch), and belongs to flow ``flow[i]`` of
-    the batch it was built from.
+    Frame ``i`` belongs to flow ``flow[i]`` of the batch it was built from
+    and was captured at ``ts_ns[i]`` (ns since the epoch).  Its bytes are
+    ``data[offsets[i] + headroom_bytes : offsets[i + 1]]``: with the
+    default ``headroom_bytes`` of 0 the frames lie back to back; a builder
+    asked for headroom leaves that many scratch bytes before each frame, so
+    that a capture writer can put its record headers there and write the
+    buffer as it is (see :func:`fosr.synth.write_pcap`).
     """
 
     data: Array
     offsets: Array
     ts_ns: Array
     flow: Array
+    headroom_bytes: int = 0
 
     def __len__(self) -> int:
         return len(self.ts_ns)
 
     def frame(self, i: int) -> bytes:
         """Return the bytes of frame ``i``."""
-        return bytes(self.data[self.offsets[i] : self.offsets[i + 1]])
+        lo = self.offsets[i] + self.headroom_bytes
+        return bytes(self.data[lo : self.offsets[i + 1]])
+
+    def lengths(self) -> Array:
+        """Return the length of each frame in bytes."""
+        result: Array = np.diff(self.offsets) - self.headroom_bytes
+        return result
 
 
 def _check_len(name: str, column: Array, expected: int) -> None:

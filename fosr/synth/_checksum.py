@@ -58,6 +58,8 @@ def _segment_sums(values: Array, lo: Array, hi: Array) -> Array:
     index[0::2] = lo - base
     index[1::2] = hi - base
     window = values[base : int(hi.max()) + 1]
+    if len(window) < int(hi.max()) + 1 - base:  # a segment ends the buffer
+        window = np.append(window, np.zeros(1, values.dtype))
     # uint32 is ten times faster than int64 here and cannot overflow inside
     # a segment (at most 32768 words of 0xFFFF); the sums between segments
     # may wrap, and are dropped

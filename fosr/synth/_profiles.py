@@ -32,7 +32,9 @@ MSS, NOP, WS, SACK_PERM, TS, EOL = "mss", "nop", "ws", "sok", "ts", "eol"
 class OsProfile:
     """What one operating system writes into the headers it sends.
 
-    ``ttl`` is the initial IPv4 TTL; ``df`` whether the Don't Fragment bit
+    ``ttl`` is the initial IPv4 TTL and IPv6 hop limit (each of these
+    stacks uses one default for both: Linux and macOS 64, Windows 128,
+    lwIP 255); ``df`` whether the Don't Fragment bit
     is set; ``syn_window`` the TCP window in SYN and SYN+ACK (never scaled,
     RFC 7323 section 2.2); ``window_bytes`` the receive window advertised
     after the handshake, scaled by ``wscale`` when both sides sent the
@@ -118,13 +120,19 @@ class OptionLayout:
     ts_at: int
 
 
-def pack_options(tokens: tuple[str, ...], profile: OsProfile) -> OptionLayout:
-    """Write the option ``tokens`` with ``profile``'s MSS and window scale."""
+def pack_options(
+    tokens: tuple[str, ...], profile: OsProfile, mss_bytes: int | None = None
+) -> OptionLayout:
+    """Write the option ``tokens`` with ``profile``'s MSS and window scale.
+
+    ``mss_bytes`` replaces the profile's MSS (IPv6 flows announce 20 less).
+    """
+    mss = profile.mss_bytes if mss_bytes is None else mss_bytes
     out = bytearray()
     ts_at = -1
     for token in tokens:
         if token == MSS:
-            out += struct.pack("!BBH", 2, 4, profile.mss_bytes)
+            out += struct.pack("!BBH", 2, 4, mss)
         elif token == NOP:
             out.append(1)
         elif token == WS:

@@ -3,10 +3,14 @@
 The classic pcap format (the libpcap file format, draft-ietf-opsawg-pcap):
 a 24-byte global header, then per frame a 16-byte record header
 (seconds, sub-seconds, captured length, original length; here little
-endian) followed by the frame.  The whole output is laid out in one
-preallocated numpy array: record headers are written as a structured
-column, frames are copied with one vectorised scatter, and the array goes
-to the file object in a single ``write``.
+endian) followed by the frame.
+
+Frames built with 16 bytes of headroom (``iter_frames(...,
+headroom_bytes=16)``) already lie where the records need them: their
+record headers are written into the headroom and the buffer goes to the
+file object in one ``write``, without copying a frame.  Other frames are
+laid out chunk by chunk in a preallocated array, frames copied in blocks
+(see _copy), then written.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fosr.synth._batch import Frames
+from fosr.synth._copy import copy_segments, windows
 
 __all__ = ["LINKTYPE_ETHERNET", "write_pcap", "write_pcap_header"]
 
@@ -27,6 +32,7 @@ LINKTYPE_ETHERNET = 1
 MAGIC_US, MAGIC_NS = 0xA1B2C3D4, 0xA1B23C4D
 DEFAULT_SNAPLEN_BYTES = 262144  # tcpdump's default since 4.99
 CHUNK_FRAMES = 1 << 13  # keeps each output array small enough to reuse memory
+RECORD_BYTES = 16
 
 _RECORD = np.dtype(
     [("sec", "<u4"), ("frac", "<u4"), ("caplen", "<u4"), ("origlen", "<u4")]
@@ -70,6 +76,14 @@ def write_pcap(
         written += write_pcap_header(
             out, nanosecond=nanosecond, snaplen_bytes=snaplen_bytes
         )
+    if not len(frames):
+        return written
+    if _has_record_room(frames, snaplen_bytes):
+        windows(frames.data, RECORD_BYTES)[frames.offsets[:-1]] = _record_headers(
+            frames.ts_ns, frames.lengths(), nanosecond, snaplen_bytes
+        )
+        records = frames.data[frames.offsets[0] : frames.offsets[-1]]
+        return written + out.write(records.data)
     for lo in range(0, len(frames), CHUNK_FRAMES):
         hi = min(lo + CHUNK_FRAMES, len(frames))
         chunk = _records(frames, lo, hi, nanosecond, snaplen_bytes)
@@ -77,34 +91,48 @@ def write_pcap(
     return written
 
 
+def _has_record_room(frames: Frames, snaplen_bytes: int) -> bool:
+    """Say whether record headers can go into the frames' own headroom."""
+    data = frames.data
+    return (
+        frames.headroom_bytes == RECORD_BYTES
+        and data.dtype == np.uint8
+        and data.ndim == 1
+        and data.strides == (1,)
+        and data.flags.writeable
+        and int(frames.lengths().max()) <= snaplen_bytes
+    )
+
+
+def _record_headers(
+    ts_ns: Array, origlen: Array, nanosecond: bool, snaplen_bytes: int
+) -> Array:
+    """Return (n, 16) record headers as bytes."""
+    ts_ns = ts_ns.astype(np.int64)
+    headers = np.empty(len(ts_ns), _RECORD)
+    headers["sec"] = ts_ns // 1_000_000_000
+    sub_ns = ts_ns % 1_000_000_000
+    headers["frac"] = sub_ns if nanosecond else sub_ns // 1000
+    headers["caplen"] = np.minimum(origlen, snaplen_bytes)
+    headers["origlen"] = origlen
+    result: Array = headers.view(np.uint8).reshape(-1, RECORD_BYTES)
+    return result
+
+
 def _records(
     frames: Frames, lo: int, hi: int, nanosecond: bool, snaplen_bytes: int
 ) -> Array:
     """Return frames ``lo:hi`` as record headers and frame bytes."""
-    start = frames.offsets[lo:hi]
+    start = frames.offsets[lo:hi] + frames.headroom_bytes
     origlen = frames.offsets[lo + 1 : hi + 1] - start
     caplen = np.minimum(origlen, snaplen_bytes)
-    ts_ns = frames.ts_ns[lo:hi].astype(np.int64)
 
     # lay out: each record header directly before its frame
     at = np.zeros(hi - lo + 1, np.int64)
-    np.cumsum(caplen + 16, out=at[1:])
+    np.cumsum(caplen + RECORD_BYTES, out=at[1:])
     out = np.empty(int(at[-1]), np.uint8)
-    headers = np.empty(hi - lo, _RECORD)
-    headers["sec"] = ts_ns // 1_000_000_000
-    sub_ns = ts_ns % 1_000_000_000
-    headers["frac"] = sub_ns if nanosecond else sub_ns // 1000
-    headers["caplen"] = caplen
-    headers["origlen"] = origlen
-    rows = at[:-1, None] + np.arange(16)
-    out[rows] = headers.view(np.uint8).reshape(-1, 16)
-
-    # frame bytes: everything that is not a record header, in order
-    body = np.ones(len(out), bool)
-    body[rows] = False
-    if np.array_equal(caplen, origlen):
-        out[body] = frames.data[start[0] : frames.offsets[hi]]
-    else:
-        src = np.repeat(start - (at[:-1] + 16), caplen)
-        out[body] = frames.data[np.flatnonzero(body) + src]
+    windows(out, RECORD_BYTES)[at[:-1]] = _record_headers(
+        frames.ts_ns[lo:hi], origlen, nanosecond, snaplen_bytes
+    )
+    copy_segments(out, at[:-1] + RECORD_BYTES, frames.data, start, caplen)
     return out

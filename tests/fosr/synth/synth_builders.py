@@ -43,14 +43,27 @@ def make_batch(flows: list[Flow], with_payloads: bool = False) -> FlowBatch:
     def mac(i: int, side: int) -> list[int]:
         return [0x02, side, 0, 0, i >> 8, i & 0xFF]
 
+    def v4(address: str) -> int:
+        parsed = ipaddress.ip_address(address)
+        return int(parsed) if parsed.version == 4 else 0
+
+    def v6(address: str) -> list[int]:
+        parsed = ipaddress.ip_address(address)
+        return list(parsed.packed) if parsed.version == 6 else [0] * 16
+
+    versions = [ipaddress.ip_address(f.client).version for f in flows]
+    ip6: dict[str, np.ndarray | None] = {"client_ip6": None, "server_ip6": None}
+    if 6 in versions:
+        for name in ip6:
+            side = name.split("_")[0]
+            ip6[name] = np.array(
+                [v6(getattr(f, side)) for f in flows], np.uint8
+            ).reshape(-1, 16)
+
     return FlowBatch(
         proto=np.array([f.proto for f in flows], np.uint8),
-        client_ip=np.array(
-            [int(ipaddress.IPv4Address(f.client)) for f in flows], np.uint32
-        ),
-        server_ip=np.array(
-            [int(ipaddress.IPv4Address(f.server)) for f in flows], np.uint32
-        ),
+        client_ip=np.array([v4(f.client) for f in flows], np.uint32),
+        server_ip=np.array([v4(f.server) for f in flows], np.uint32),
         client_port=np.array([f.client_port for f in flows], np.uint16),
         server_port=np.array([f.server_port for f in flows], np.uint16),
         client_mac=np.array([mac(i, 1) for i in range(len(flows))], np.uint8).reshape(
@@ -69,6 +82,8 @@ def make_batch(flows: list[Flow], with_payloads: bool = False) -> FlowBatch:
         payload_len=np.array([p[3] for p in packets], np.uint32),
         payload=payload,
         payload_offsets=payload_offsets,
+        ip_version=np.array(versions, np.uint8),
+        **ip6,
     )
 
 
