@@ -9,9 +9,9 @@ BIN := $(VENV)/bin
 DEBIAN_PACKAGES := tshark
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run setup system test lint pytest demo clean
+.PHONY: run setup system test lint pytest daemon demo default-model clean
 
-run: setup demo
+run: setup daemon
 
 setup: system $(VENV)/.installed
 
@@ -34,9 +34,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-# The main job until the daemon exists: build a lab capture (no recorded
-# traffic needed), turn it into flows, learn a flow model from them, show it,
-# and generate a day of new flows from it.
+# The main job: the daemon on its bundled model, emitting in real time into a
+# pcap ring under ./var/ring (no root needed), until Ctrl-C.  Watch it with
+# `.venv/bin/fosrctl status`; FOSRD_ARGS adds flags, e.g.
+#   make run FOSRD_ARGS="--speed 60 --duration 120"
+FOSRD_ARGS ?=
+daemon:
+	$(BIN)/fosrd --config conf/fosrd.toml $(FOSRD_ARGS)
+
+# The offline pipeline on a synthesised lab capture (no recorded traffic
+# needed): flows, learning, the model in words, a day of flows, an hour of
+# packets with their ground truth.
 demo:
 	mkdir -p var/demo
 	$(BIN)/python -m fosr.samples var/demo/lab.pcap --sessions 200
@@ -46,6 +54,22 @@ demo:
 	$(BIN)/fosr generate var/demo/model.fosr --duration 1d --flows var/demo/generated.csv
 	@echo "--- var/demo/generated.csv (first rows)"
 	@head -n 8 var/demo/generated.csv
+	$(BIN)/fosr learn var/demo/lab.pcap -o var/demo/packets.fosr --quiet
+	$(BIN)/fosr generate var/demo/packets.fosr --duration 1h -o var/demo/generated.pcap
+	capinfos -c -d var/demo/generated.pcap
+
+# The bundled default model (fosrd/data/default.fosr): flows from the first
+# 30 minutes of UGR'16's training file, packets from the IoT Sentinel
+# training captures, learnt by `fosr learn` with the data's hashes recorded
+# in the bundle.  Needs ../shared/data (see its README).
+DATA ?= ../shared/data
+default-model: setup
+	mkdir -p var
+	awk -F, 'NR > 1 && $$6 == "train" { print "$(DATA)/iot-sentinel/pcaps/" $$1 }' \
+	  $(DATA)/iot-sentinel/splits.csv > var/iot-sentinel-train.args
+	$(BIN)/fosr learn $(DATA)/ugr16/train-0800-1200.csv.gz --span 30m \
+	  --packets @var/iot-sentinel-train.args -o fosrd/data/default.fosr
+	$(BIN)/fosr model show fosrd/data/default.fosr | head -n 40
 
 test: setup lint pytest
 

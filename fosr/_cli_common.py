@@ -9,10 +9,13 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from fosr.errors import InputError
 from fosr.flows.table import FlowTable
+
+if TYPE_CHECKING:
+    from fosr.connections import Connections
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_OUTPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -47,6 +50,31 @@ def load_flows(
     ``idle_timeout_s`` sets one for all protocols); one-way records are
     paired with ``session_gap_s``.  The flows come back ordered by start.
     """
+    flows, _ = load_traffic(
+        inputs,
+        idle_timeout_s=idle_timeout_s,
+        active_timeout_s=active_timeout_s,
+        session_gap_s=session_gap_s,
+        skip_bad=skip_bad,
+        quiet=quiet,
+    )
+    return flows
+
+
+def load_traffic(
+    inputs: Sequence[Path],
+    *,
+    idle_timeout_s: float | None = None,
+    active_timeout_s: float | None = 3600.0,
+    session_gap_s: float = 120.0,
+    skip_bad: bool = False,
+    quiet: bool = False,
+) -> tuple[FlowTable, Connections | None]:
+    """Read inputs as :func:`load_flows` does; also return the connections.
+
+    The connections are those of the captures among the inputs (None when
+    there are none), for learning the packet model.
+    """
     from fosr.capture import read_captures
     from fosr.connections import Timeouts, assemble_connections
     from fosr.flows.readers import ReadReport, read_flow_records
@@ -57,6 +85,7 @@ def load_flows(
     else:
         timeouts = Timeouts.uniform(idle_timeout_s, active_timeout_s)
     tables: list[FlowTable] = []
+    connections = None
 
     if captures:
         with progress(len(captures), "reading captures", quiet) as advance:
@@ -76,7 +105,7 @@ def load_flows(
                 f"{path}: {report.records:,} {report.format} records, "
                 f"{len(flows):,} flows"
             )
-    return FlowTable.concat(tables).sorted_by_start()
+    return FlowTable.concat(tables).sorted_by_start(), connections
 
 
 def classify_inputs(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
@@ -141,15 +170,15 @@ def progress(
 
 
 @contextmanager
-def output(target: str) -> Iterator[IO[str]]:
-    """Open ``target`` for writing text, atomically replacing a file.
+def output(target: str, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Open ``target`` for writing text (or bytes), atomically replacing a file.
 
     The data goes to a temporary file beside the target and is renamed over
     it only when complete, so a failure never leaves a half-written file nor
     destroys an earlier one.
     """
     if target == "-":
-        yield sys.stdout
+        yield sys.stdout.buffer if binary else sys.stdout
         return
     folder = os.path.dirname(os.path.abspath(target))
     try:
@@ -157,7 +186,9 @@ def output(target: str) -> Iterator[IO[str]]:
     except OSError as error:
         raise OutputError(f"{target}: cannot write: {error.strerror}") from error
     try:
-        with os.fdopen(fd, "w", newline="") as stream:
+        with os.fdopen(
+            fd, "wb" if binary else "w", newline=None if binary else ""
+        ) as stream:
             yield stream
         os.replace(temporary, target)
     except OSError as error:

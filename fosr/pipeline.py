@@ -31,6 +31,7 @@ skipped and counted in :attr:`Engine.skipped`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -43,6 +44,7 @@ import numpy.typing as npt
 
 from fosr.flows.table import FlowTable
 from fosr.synth import FlowBatch, Frames, iter_frames
+from fosr.synth.payloads import PayloadSpec, link_dns, make_payloads
 
 __all__ = ["Chunk", "Engine", "HostResolver", "HeaderSampler", "take_frames"]
 
@@ -101,15 +103,14 @@ class FlowSource(Protocol):
         ...
 
 
-PayloadMaker = Any  # callable(flow_batch_inputs, rng) -> (payload, offsets, len)
-
-
 class Engine:
     """Turn the flows of a sampler into time-ordered chunks of frames.
 
     ``flows``: the flow sampler (already set up with seed, shard and rate
-    scale); ``packets``: the packet model; ``hosts``: the host map;
-    ``payloads``: an optional payload maker (random bytes without one);
+    scale); ``packets``: the packet model; ``hosts``: the host map (its
+    ``names`` method, when it has one, gives the servers' DNS names);
+    ``payloads``: write protocol payloads (DNS, HTTP, TLS, NTP, SMTP) that
+    agree with the flows, else random bytes;
     ``seed`` keys the randomness of packets and bytes.
     """
 
@@ -121,7 +122,7 @@ class Engine:
         *,
         seed: int,
         shard: int = 0,
-        payloads: PayloadMaker | None = None,
+        payloads: bool = True,
         batch_s: float = 1.0,
     ) -> None:
         if not batch_s > 0:
@@ -204,13 +205,7 @@ class Engine:
         client_port[icmp] = rng.integers(1, 65536, int(icmp.sum()))
         flags = np.asarray(seqs.tcp_flags, np.uint8).copy()
         flags[np.repeat(proto != _TCP, counts)] = 0
-        payload_len = np.asarray(seqs.payload_len, np.int64)
-        payload = payload_offsets = None
-        if self.payloads is not None:
-            payload, payload_offsets, payload_len = self.payloads(
-                table, seqs, client_ip, server_ip, rng
-            )
-        return FlowBatch(
+        batch = FlowBatch(
             proto=proto,
             client_ip=client_ip,
             server_ip=server_ip,
@@ -225,7 +220,18 @@ class Engine:
             ts_ns=ts_ns,
             forward=np.asarray(seqs.forward, bool),
             tcp_flags=flags,
-            payload_len=payload_len,
+            payload_len=np.asarray(seqs.payload_len, np.int64),
+        )
+        if not self.payloads:
+            return batch
+        names = getattr(self.hosts, "names", None)
+        spec = PayloadSpec.from_batch(
+            batch, hostname=None if names is None else names(table.server)
+        )
+        payload, payload_offsets, payload_len = make_payloads(link_dns(spec), rng)
+        return dataclasses.replace(
+            batch,
+            payload_len=payload_len.astype(np.int64),
             payload=payload,
             payload_offsets=payload_offsets,
         )

@@ -263,8 +263,8 @@ def validate(config: Config, *, origin: str | None = None) -> None:
         p.fail("control.socket", "", "must name a socket path")
     if not 0 <= config.control.mode <= 0o777:
         p.fail("control.mode", oct(config.control.mode), "must be a file mode")
-    if not 0 < config.metrics.port < 65536:
-        p.fail("metrics.port", config.metrics.port, "must be in 1..65535")
+    if not 0 <= config.metrics.port < 65536:
+        p.fail("metrics.port", config.metrics.port, "must be in 0..65535")
     if config.logging.level not in LOG_LEVELS:
         p.fail("logging.level", config.logging.level, f"must be one of {LOG_LEVELS}")
 

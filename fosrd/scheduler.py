@@ -309,8 +309,10 @@ class Pacer:
             return
         sub = take_frames(chunk.frames, index)
         starting = np.flatnonzero((first >= index[0]) & (first <= index[-1]))
+        # flows are numbered in start order, so those starting here are a run
         flows = chunk.flows.take(starting) if len(starting) else FlowTable.empty()
-        piece = Chunk(sub, flows, int(sub.ts_ns[-1]) + 1, chunk.first_flow)
+        first_flow = chunk.first_flow + (int(starting[0]) if len(starting) else 0)
+        piece = Chunk(sub, flows, int(sub.ts_ns[-1]) + 1, first_flow)
         for output in self.outputs:
             try:
                 output.emit(piece)

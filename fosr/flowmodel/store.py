@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -55,7 +56,13 @@ from fosr.flowmodel.pattern import Cell, CellKind, Pattern, RowPattern
 from fosr.flowmodel.sampler import FlowSampler
 from fosr.flowmodel.timing import BINS_PER_DAY, N_QUANTILES, FlowTiming
 
-__all__ = ["PART", "StoredFlowModel", "load_flow_model", "save_flow_model"]
+__all__ = [
+    "PART",
+    "StoredFlowModel",
+    "flow_model_members",
+    "load_flow_model",
+    "save_flow_model",
+]
 
 Array = npt.NDArray[Any]
 
@@ -116,9 +123,30 @@ def save_flow_model(
     codebooks, tick and origin are kept.  Raises ValueError if the timing
     belongs to another model; OSError passes through.
     """
+    documents: dict[str, Any] = {}
+    arrays: dict[str, Array] = {}
+    flow_model_members(model, timing, coded, documents, arrays)
+    write_bundle(path, documents=documents, arrays=arrays, provenance=provenance)
+
+
+def flow_model_members(
+    model: LearnedFlowModel,
+    timing: FlowTiming,
+    coded: CodedTable,
+    documents: MutableMapping[str, Any],
+    arrays: MutableMapping[str, Array],
+) -> None:
+    """Add the flow model's document and arrays to a bundle's members.
+
+    The mappings are later handed to :func:`fosr.bundle.write_bundle`,
+    possibly with other parts (the packet model, the hosts).  Raises
+    ValueError if the timing belongs to another model or the part is
+    already there.
+    """
+    if PART in documents:
+        raise ValueError(f"the bundle's members already hold {PART!r}")
     if len(timing.weights) != len(model.patterns) + 1:
         raise ValueError("timing fitted on another model")
-    arrays: dict[str, Array] = {}
     columns = list(coded.columns)
 
     # codebooks
@@ -168,7 +196,7 @@ def save_flow_model(
         "n_tested": model.n_tested,
         "timing": {"timezone": timing.timezone, "max_gap_s": timing.max_gap_s},
     }
-    write_bundle(path, documents={PART: document}, arrays=arrays, provenance=provenance)
+    documents[PART] = document
 
 
 def load_flow_model(path: str | os.PathLike[str]) -> StoredFlowModel:
@@ -262,7 +290,9 @@ def _dump_row(row: RowPattern, columns: list[str]) -> list[dict[str, object]]:
     return cells
 
 
-def _dump_network(net: BayesNet, name: str, arrays: dict[str, Array]) -> object:
+def _dump_network(
+    net: BayesNet, name: str, arrays: MutableMapping[str, Array]
+) -> object:
     arrays[f"flow_model.{name}.states"] = _joined(net.states, np.int64)
     arrays[f"flow_model.{name}.configs"] = _joined(net.configs, np.int64)
     arrays[f"flow_model.{name}.counts"] = _joined(

@@ -131,14 +131,6 @@ def test_bad_option_value_is_usage_error(lab_capture: Path) -> None:
     assert "soon" in result.stderr
 
 
-@pytest.mark.parametrize("module", ["fosrd", "fosrd.ctl"])
-def test_daemon_commands_not_built_yet_say_so(module: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", module], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 4 and "not available" in result.stderr
-
-
 NFDUMP_HEADER = (
     "Date first seen,Duration,Proto,Src IP Addr,Src Pt,Dst IP Addr,Dst Pt,"
     "Packets,Bytes,Flows,Flags\n"

@@ -1,0 +1,1 @@
+"""Data files shipped with fosrd: the default model bundle."""
