@@ -129,8 +129,8 @@ def iter_frames(
     Each Frames yielded owns its buffer (offsets start at 0) and leaves
     ``headroom_bytes`` before each frame: 16 lets :func:`write_pcap` put
     its record headers there instead of copying the frames.  The same seed
-    gives the same bytes as :func:`build_frames`, whatever the chunk size,
-    except for the random payload bytes.
+    gives the same headers as :func:`build_frames`, whatever the chunk
+    size, except for random payload bytes and the checksums over them.
     """
     if chunk_packets <= 0:
         raise ValueError(f"chunk_packets must be positive, not {chunk_packets}")
@@ -256,6 +256,8 @@ def _build_chunk(
         assert packets.payload_src is not None, "FlowBatch checks the pair"
         data = np.empty(int(offsets[-1]) + 2, np.uint8)
         data[-2:] = 0
+        if headroom:  # never leave stale memory where a writer may look
+            windows(data, headroom)[offsets[:-1]] = 0
         src = packets.payload_src[rows]
         copy_segments(data, payload_at, batch.payload, src, payload_len)
         payload_sum = sum_segments(data, payload_at, payload_at + payload_len)
