@@ -220,7 +220,7 @@ class Engine:
             ts_ns=ts_ns,
             forward=np.asarray(seqs.forward, bool),
             tcp_flags=flags,
-            payload_len=np.asarray(seqs.payload_len, np.int64),
+            payload_len=_fit_mtu(np.asarray(seqs.payload_len, np.int64), proto, counts),
         )
         if not self.payloads:
             return batch
@@ -235,6 +235,23 @@ class Engine:
             payload=payload,
             payload_offsets=payload_offsets,
         )
+
+
+def _fit_mtu(payload_len: Array, proto: Array, counts: Array) -> Array:
+    """Cap payload sizes so that every frame fits a 1500-byte MTU.
+
+    A TCP segment carries at most 1448 bytes when the timestamp option is
+    on (1500 - 20 - 20 - 12), which the synthesised Linux and macOS stacks
+    use; UDP at most 1472 and ICMP 1472.  Sizes learnt from captures of
+    stacks without timestamps can reach 1460: they are cut here, before the
+    payloads are written, so that protocol messages are laid out in the
+    sizes that are sent.  (The engine emits IPv4 only: the host map gives
+    IPv4 addresses.)  TODO: the cap follows the option layout of the profile, not the
+    interface's real MTU; jumbo frames and smaller MTUs are not read from
+    the topology.
+    """
+    cap = np.where(np.repeat(proto, counts) == _TCP, 1448, 1472)
+    return np.minimum(payload_len, cap)
 
 
 def _ground_truth(

@@ -69,7 +69,8 @@ class Daemon:
         cfg = self.config
         notify.status("loading the model")
         self.model = await loop.run_in_executor(None, self._load, cfg.model.path)
-        self.sinks = build_outputs(cfg)
+        # off the loop: pyroute2's synchronous calls run an event loop of their own
+        self.sinks = await loop.run_in_executor(None, build_outputs, cfg)
         try:
             self.clock = GenClock(time.time(), cfg.clock.speed)
             self.pacer = self._make_pacer(self.model)
