@@ -25,8 +25,7 @@ import numpy.typing as npt
 
 from fosr.bundle import Bundle, Field, Provenance, read_bundle, write_bundle
 from fosr.flowmodel.store import StoredFlowModel, flow_model_members, flow_model_of
-from fosr.packetmodel import PacketModel
-from fosr.packetmodel._store import load_packet_model, save_packet_model
+from fosr.packetmodel import PacketModel, load_packet_model, save_packet_model
 from fosr.topology import HostRoles, Service
 
 __all__ = [

@@ -73,8 +73,8 @@ class ClockConfig:
     max_bps: float = 0.0
     behind: str = "catch-up"
     max_lag_s: float = 1.0
-    batch_s: float = 1.0
-    lead_s: float = 2.0
+    batch_s: float = 10.0
+    lead_s: float = 5.0
 
 
 @dataclass(frozen=True)

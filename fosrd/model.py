@@ -73,7 +73,7 @@ def load_model(
     shard: int = 0,
     shards: int = 1,
     timezone: str = "",
-    batch_s: float = 1.0,
+    batch_s: float = 10.0,
 ) -> LoadedModel:
     """Load the bundle at ``path`` (empty: the bundled one) and a topology."""
     bundle = Path(path) if path else default_model_path()

@@ -210,6 +210,8 @@ def _sample_flows(
     fwd = np.maximum(flows.fwd_packets[index].astype(np.int64), 0)
     bwd = np.maximum(flows.bwd_packets[index].astype(np.int64), 0)
     offsets, edges, _, adjusted = sample_paths(automaton, fwd, bwd, rng)
+    # a negative count is no request: it was read as 0
+    adjusted |= (flows.fwd_packets[index] < 0) | (flows.bwd_packets[index] < 0)
     lengths = np.diff(offsets)
     flow = np.repeat(np.arange(len(index)), lengths)
     symbols = automaton.symbols

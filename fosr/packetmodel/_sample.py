@@ -44,8 +44,10 @@ __all__ = ["CountTable", "count_table", "sample_paths"]
 
 Array = npt.NDArray[Any]
 
-# bound on alpha's cells (states x (F + 1) x (B + 1)): 160 MB of float64
-MAX_CELLS = 20_000_000
+# bound on alpha's cells (states x (F + 1) x (B + 1)): 32 MB of float64 per
+# automaton, cached for the life of the model; longer flows take the
+# nearest feasible counts (a daemon holds every automaton's table)
+MAX_CELLS = 4_000_000
 # the forward pass is a Python loop over f + b: bound each count
 # TODO: sample flows longer than MAX_COUNT packets in one direction by
 # chaining walks instead of taking the nearest feasible count
@@ -69,7 +71,6 @@ class CountTable:
     p_end: Array
     forward: Array
     padded: Array
-    padded_32: Array
 
     @property
     def f_max(self) -> int:
@@ -140,7 +141,6 @@ def count_table(automaton: Automaton, f_max: int, b_max: int) -> CountTable:
         p_end,
         forward,
         padded,
-        padded.astype(np.float32),
     )
     automaton.cache["count_table"] = table
     return table
@@ -225,11 +225,13 @@ def sample_paths(
     # relative to the current one, and the group's probability
     stride_f = table.padded.shape[1] * table.padded.shape[2]
     stride_b = table.padded.shape[2]
-    flat = table.padded_32.ravel()
+    # float64: in float32 the small cells of long flows underflow to zero, a
+    # walk then finds no predecessor and steps below zero packets
+    flat = table.padded.ravel()
     step_f = groups.forward[groups.by_state]
     shift = -step_f * stride_f - (1 - step_f) * stride_b + groups.src[groups.by_state]
     shift = shift.astype(np.int32 if flat.size < 2**31 - 1 else np.int64)
-    in_p = groups.p[groups.by_state].astype(np.float32)
+    in_p = groups.p[groups.by_state]
     in_size = (groups.by_state < len(groups.p) - 1).sum(axis=1)
     while active > 0:
         q = cur_q[:active]

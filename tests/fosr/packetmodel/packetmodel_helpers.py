@@ -66,7 +66,7 @@ def flows(rows: list[dict[str, Any]]) -> FlowTable:
         "tcp_flags": 0,
         "state": "SF",
     }
-    columns = {
+    columns: dict[str, Any] = {
         name: [row.get(name, value) for row in rows] for name, value in defaults.items()
     }
     columns["client"] = np.array(columns["client"], dtype=object)

@@ -11,7 +11,7 @@ from fosr.packetmodel._symbols import Words
 
 # X > ; W > ; Y < ; Z > ; V > ; Q <  (distinct flags make distinct symbols)
 SYMBOLS = tuple(
-    Symbol(f, flags, BINARY)
+    Symbol(bool(f), flags, BINARY)
     for f, flags in [(1, 1), (1, 2), (0, 3), (1, 4), (1, 5), (0, 6)]
 )
 X, W, Y, Z, V, Q = range(6)

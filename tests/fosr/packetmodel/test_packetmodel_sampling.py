@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from packetmodel_helpers import flows, small_automaton
+from packetmodel_helpers import SMALL_SYMBOLS, flows, small_automaton
 from scipy.stats import chi2_contingency
 
 from fosr.packetmodel import Automaton, PacketModel
@@ -136,9 +136,9 @@ def rejection_paths(
     dst = automaton.dst.tolist()
     choices = []
     for q in range(automaton.n_states):
-        out = np.flatnonzero(automaton.src == q)
-        weights = np.append(p_edge[out], p_end[q])
-        choices.append((out.tolist(), np.cumsum(weights / weights.sum()).tolist()))
+        leaving = np.flatnonzero(automaton.src == q)
+        weights = np.append(p_edge[leaving], p_end[q])
+        choices.append((leaving.tolist(), np.cumsum(weights / weights.sum()).tolist()))
     kept: Counter[tuple[int, ...]] = Counter()
     found = 0
     while found < n:
@@ -194,7 +194,7 @@ def test_the_chi_square_check_detects_a_wrong_law() -> None:
     table = count_table(automaton, 12, 12)
     flat = table.padded.copy()
     flat[: table.f_max + 1, : table.b_max + 1] = np.where(table.alpha > 0, 1.0, 0.0)
-    object.__setattr__(table, "padded_32", flat.astype(np.float32))
+    object.__setattr__(table, "padded", flat)
     offsets, edges, _, _ = sample_paths(automaton, np.full(n, 2), np.full(n, 2), rng)
     sampled = Counter(
         tuple(edges[offsets[i] : offsets[i + 1]].tolist()) for i in range(n)
@@ -265,3 +265,55 @@ def test_sampling_is_reproducible_with_the_same_seed() -> None:
     b = model.sample(table, np.random.default_rng(5))
     for name in ("offsets", "forward", "payload_len", "gap_ns", "payload_class"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_negative_counts_and_bad_durations_are_survived() -> None:
+    model = model_of(small_automaton())
+    table = flows(
+        [
+            {"duration": float("nan"), "fwd_packets": 3, "bwd_packets": 2},
+            {"duration": -5.0, "fwd_packets": -1, "bwd_packets": 2},
+        ]
+    )
+    headers = model.sample(table, np.random.default_rng(0))
+    assert headers.adjusted.tolist() == [False, True]
+    assert np.diff(headers.offsets).tolist() == [5, 2]
+    assert (headers.gap_ns >= 0).all()
+    empty = model.sample(table.take(np.zeros(0, np.int64)), np.random.default_rng(0))
+    assert empty.offsets.tolist() == [0] and len(empty.forward) == 0
+
+
+def test_long_flows_of_unlikely_directions_are_drawn_exactly() -> None:
+    # backward packets are a thousand times rarer than forward ones, so the
+    # cells of a flow of a few forward and many backward packets lie some
+    # 180 orders of magnitude below their layer's peak; the walk back must
+    # still find their predecessors and meet the counts exactly
+    src = np.array([0, 0, 1, 1, 2, 2], np.int64)
+    dst = np.array([1, 2, 1, 2, 1, 2], np.int64)
+    symbol = np.array([0, 1, 0, 1, 0, 1], np.int64)
+    count = np.array([999.0, 1.0, 999.0, 1.0, 999.0, 1.0])
+    n = len(src)
+    automaton = Automaton(
+        proto=17,
+        symbols=SMALL_SYMBOLS,
+        n_states=3,
+        src=src,
+        dst=dst,
+        symbol=symbol,
+        count=count,
+        end_count=np.array([0.0, 1.0, 1.0]),
+        mean=np.column_stack([np.full(n, 30.0), np.full(n, 200.0)]),
+        cov=np.tile(np.diag([25.0, 900.0]), (n, 1, 1)),
+        size_lo=np.full(n, 150, np.int64),
+        size_hi=np.full(n, 250, np.int64),
+        n_examples=50,
+    )
+    rng = np.random.default_rng(11)
+    f = np.array([2, 3, 60, 1])
+    b = np.array([900, 700, 40, 1000])
+    offsets, edges, used_f, adjusted = sample_paths(automaton, f, b, rng)
+    assert not adjusted.any() and np.array_equal(used_f, f)
+    forward = np.isin(edges, np.flatnonzero(symbol == 0))
+    for i in range(len(f)):
+        path = forward[offsets[i] : offsets[i + 1]]
+        assert (int(path.sum()), int((~path).sum())) == (f[i], b[i])
