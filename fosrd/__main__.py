@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_paths(config)
-        daemon = Daemon(config)
+        daemon = Daemon(config, drop_capabilities=True)
         if args.check:
             return _check(daemon)
         return asyncio.run(_run(daemon, args.duration))

@@ -5,10 +5,11 @@ metrics endpoint, signals, the systemd notifications and the watchdog.  The
 engine and the sender run in threads (:mod:`fosrd.scheduler`).
 
 Life cycle: the configuration is checked, the model loaded and the outputs
-opened before ``READY=1``; any failure there is one line on standard error
-and exit code 2 (configuration) or 1 (anything else).  SIGTERM and SIGINT
-stop the threads, then flush and close every output, well within five
-seconds; SIGHUP reloads the model (the running one stays if the new one
+opened before ``READY=1``; then, when asked (``fosrd`` does), every Linux
+capability is dropped (:mod:`fosrd._caps`).  Any failure there is one line
+on standard error and exit code 2 (configuration) or 1 (anything else).
+SIGTERM and SIGINT stop the threads, then flush and close every output,
+well within five seconds; SIGHUP reloads the model (the running one stays if the new one
 fails).  A watchdog ping is sent only while the sender makes progress.
 """
 
@@ -19,12 +20,14 @@ import logging
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fosr import __version__
 from fosr.errors import ConfigError, FosrError
 from fosrd import notify
+from fosrd._caps import drop_capabilities
 from fosrd.config import Config, resolve_path
 from fosrd.control import ControlServer, start_control
 from fosrd.metrics import Metrics, start_metrics
@@ -42,8 +45,9 @@ STOP_TIMEOUT_S = 3.0
 class Daemon:
     """One running fosrd; also the :class:`fosrd.control.Controller`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, drop_capabilities: bool = False) -> None:
         self.config = config
+        self.drop_capabilities = drop_capabilities
         self.model: LoadedModel | None = None
         self.sinks: list[Output] = []
         self.pacer: Pacer | None = None
@@ -68,10 +72,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         cfg = self.config
         notify.status("loading the model")
-        self.model = await loop.run_in_executor(None, self._load, cfg.model.path)
-        # off the loop: pyroute2's synchronous calls run an event loop of their own
-        self.sinks = await loop.run_in_executor(None, build_outputs, cfg)
+        # start-up work runs off the loop (pyroute2's synchronous calls run a
+        # loop of their own) in threads that end before capabilities are
+        # dropped, since capabilities belong to each thread
+        start = ThreadPoolExecutor(2, thread_name_prefix="fosrd-start")
+        loop.set_default_executor(start)
         try:
+            self.model = await loop.run_in_executor(start, self._load, cfg.model.path)
+            self.sinks = await loop.run_in_executor(start, build_outputs, cfg)
             self.clock = GenClock(time.time(), cfg.clock.speed)
             self.pacer = self._make_pacer(self.model)
             self._control = await start_control(
@@ -89,6 +97,15 @@ class Daemon:
                     cfg.metrics.port,
                     allow_remote=cfg.metrics.allow_remote,
                 )
+        except BaseException:
+            await self._shutdown()
+            raise
+        finally:
+            loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="fosrd-io"))
+            start.shutdown(wait=True)
+        if self.drop_capabilities:
+            drop_capabilities()
+        try:
             self.metrics.set_model_info(self.model.info)
             self.metrics.set_rate(self.rate_scale, cfg.clock.speed)
             for signum in (signal.SIGTERM, signal.SIGINT):
