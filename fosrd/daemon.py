@@ -175,7 +175,7 @@ class Daemon:
             if beat != last:
                 notify.watchdog()
                 last = beat
-            self.metrics.set_queue_depth(pacer.stats.queue_chunks)
+            self.metrics.set_queue_depth(pacer.stats.queue_packets)
             notify.status(self._status_line())
 
     def _on_sighup(self) -> None:
@@ -243,6 +243,7 @@ class Daemon:
             "dropped_late": stats.dropped_late if stats else 0,
             "lag_s": stats.lag_s if stats else 0.0,
             "queue_chunks": stats.queue_chunks if stats else 0,
+            "queue_packets": stats.queue_packets if stats else 0,
             "reloads": self.reloads,
             "last_reload_error": self.last_reload_error,
             "outputs": self.outputs_status(),

@@ -132,6 +132,7 @@ class SenderStats:
     heartbeat: int = 0
     lag_s: float = 0.0
     queue_chunks: int = 0
+    queue_packets: int = 0
     generated_until_ns: int = 0
 
 
@@ -176,6 +177,7 @@ class Pacer:
         self._make_chunks = make_chunks
         self._sender = threading.Thread(target=self._send_loop, name="fosrd-sender")
         self._lock = threading.Lock()
+        self._counts = threading.Lock()
 
     # control, from the event loop
 
@@ -214,7 +216,9 @@ class Pacer:
     def _start_producer(self, start_s: float) -> None:
         self._generation += 1
         generation = self._generation
-        _drain(self._queue)
+        with self._counts:
+            for chunk in _drain(self._queue):
+                self.stats.queue_packets -= len(chunk.frames)
         chunks = self._make_chunks(start_s)
         self._producer = threading.Thread(
             target=self._produce,
@@ -240,6 +244,8 @@ class Pacer:
                         continue
                 if generation != self._generation or self._stop.is_set():
                     return
+                with self._counts:
+                    self.stats.queue_packets += len(chunk.frames)
                 self.stats.generated_until_ns = chunk.end_ns
                 self.stats.queue_chunks = self._queue.qsize()
         except BaseException as error:  # reported by the daemon, which stops
@@ -263,6 +269,8 @@ class Pacer:
                 self.stats.queue_chunks = self._queue.qsize()
                 if generation == self._generation:
                     self._release(chunk, generation)
+                with self._counts:
+                    self.stats.queue_packets -= len(chunk.frames)
         except BaseException as error:
             log.exception("the sender failed")
             self.error = error
@@ -382,9 +390,11 @@ def _sleep_until(clock: GenClock, generated_ns: int) -> None:
         pass
 
 
-def _drain(q: queue.Queue[Any]) -> None:
+def _drain(q: queue.Queue[tuple[int, Chunk]]) -> list[Chunk]:
+    """Empty the queue; return the chunks it held."""
+    chunks = []
     while True:
         try:
-            q.get_nowait()
+            chunks.append(q.get_nowait()[1])
         except queue.Empty:
-            return
+            return chunks
