@@ -69,30 +69,41 @@ def flow_keys(table: FlowTable) -> Counter[tuple[object, ...]]:
 
 
 def dissected(capture: Path) -> dict[str, tuple[int, int]]:
-    """Return, per protocol, (packets, packets with an expert error)."""
-    out: dict[str, tuple[int, int]] = {}
-    for proto in PROTOCOLS:
-        counts = []
-        for flt in (proto, f"{proto} && _ws.expert.severity == error"):
-            result = subprocess.run(
-                [
-                    "tshark",
-                    "-r",
-                    str(capture),
-                    "-Y",
-                    flt,
-                    "-T",
-                    "fields",
-                    "-e",
-                    "frame.number",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            counts.append(len(result.stdout.split()))
-        out[proto] = (counts[0], counts[1])
-    return out
+    """Return, per protocol, (packets, packets with an expert error).
+
+    One tshark pass over the capture, reading each frame's protocol stack
+    and the severities of its expert items.
+    """
+    result = subprocess.run(
+        [
+            "tshark",
+            "-r",
+            str(capture),
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-e",
+            "frame.protocols",
+            "-e",
+            "_ws.expert.severity",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    packets: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for line in result.stdout.splitlines():
+        stack, _, severities = line.partition("\t")
+        layers = set(stack.split(":"))
+        # tshark prints severities as numbers: 8388608 is "error"
+        error = "8388608" in severities.split(",")
+        for proto in PROTOCOLS:
+            if proto in layers:
+                packets[proto] += 1
+                errors[proto] += error
+    return {proto: (packets[proto], errors[proto]) for proto in PROTOCOLS}
 
 
 def main() -> int:
