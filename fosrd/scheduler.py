@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,7 @@ Array = npt.NDArray[Any]
 log = logging.getLogger(__name__)
 
 SPIN_S = 200e-6
+SWITCH_INTERVAL_S = 0.0005
 MAX_SLEEP_S = 0.05
 
 
@@ -182,7 +184,14 @@ class Pacer:
     # control, from the event loop
 
     def start(self) -> None:
-        """Start generating at the clock's time and sending."""
+        """Start generating at the clock's time and sending.
+
+        Also shortens the interpreter's thread switch interval (process
+        wide) from 5 ms to 0.5 ms: the sender waking from its sleep
+        otherwise waits up to 5 ms for the engine thread to release the
+        GIL, which would be the lag of every frame due then.
+        """
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._start_producer(self.clock.now_ns() / 1e9)
         self._sender.start()
 
