@@ -108,40 +108,44 @@ class Template:
 class BinDecoder:
     """Draws inside the bins of a continuous column, from given uniforms.
 
-    The same distribution as :meth:`Codebook.decode`, as a lookup and a
-    multiply: ``Generator.integers`` with an array of bounds costs about ten
-    times more per draw, and decoding is most of the sampler's time.
+    The same distribution as :meth:`Codebook.decode` (log-uniform inside a
+    bin, see :func:`~fosr.flowmodel.codebook.log_uniform`), as a lookup, an
+    exponential and a multiply: ``Generator.integers`` with an array of
+    bounds costs about ten times more per draw, and decoding is most of the
+    sampler's time.  ``low`` and ``high`` are each code's bounds (whole
+    numbers for an integer column; code 0 is 0), ``log_ratio`` the log of
+    the ratio the draw spans.
     """
 
     low: Array
-    width: Array
+    high: Array
+    log_ratio: Array
     is_integer: bool
     dtype: np.dtype[Any]
 
     @classmethod
     def of(cls, book: Codebook, dtype: np.dtype[Any]) -> BinDecoder:
         edges = book.edges
-        if len(edges) == 0:
+        if len(edges) == 0:  # only code 0: draws 0
             zero = np.zeros(1)
-            return cls(zero, zero, book.is_integer, dtype)
+            return cls(zero, zero, zero, book.is_integer, dtype)
         lower, upper = np.append(0.0, edges[:-1]), np.append(0.0, edges[1:])
-        if not book.is_integer:
-            return cls(lower, upper - lower, False, dtype)
-
-        # whole numbers in (lower, upper], or in [lower, upper] for bin 1
-        low = np.floor(lower) + 1
-        low[1] = np.ceil(lower[1])
-        low[0] = 0.0
-        high = np.maximum(np.floor(upper), low)
-        return cls(low, high - low + 1, True, dtype)
+        if book.is_integer:
+            # whole numbers in (lower, upper], or in [lower, upper] for bin 1
+            lower = np.floor(lower) + 1
+            lower[1] = np.ceil(edges[0])
+            lower[0] = 0.0
+            upper = np.maximum(np.floor(upper), lower)
+        log_ratio = np.zeros(len(lower))
+        top = upper[1:] + 1 if book.is_integer else upper[1:]
+        log_ratio[1:] = np.log(top / lower[1:])
+        return cls(lower, upper, log_ratio, book.is_integer, dtype)
 
     def decode(self, codes: Array, u: Array) -> Array:
         """Return the value of each code given one uniform in [0, 1) each."""
-        low, width = self.low[codes], self.width[codes]
+        low = self.low[codes]
+        values = low * np.exp(u * self.log_ratio[codes])  # code 0: low 0
         if self.is_integer:
-            values = low + np.minimum(np.floor(u * width), width - 1)
-            values[codes == 0] = 0.0
-        else:
-            values = low + u * width
+            values = np.minimum(np.floor(values), self.high[codes])
         decoded: Array = values.astype(self.dtype)
         return decoded

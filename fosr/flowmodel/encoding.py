@@ -19,9 +19,10 @@ How this works (METHODS.md §1.1 and §1.2, FlowChronicle's preprocessing):
   column (Src -> Dst).  They are the address columns, the only ones that may
   carry placeholders.
 - Categorical columns get one code per distinct value, values sorted.
-- Continuous columns: zero is bin 0, non-zero values go to at most ``bins``
-  equal-frequency bins (40 by default, the reference's "v2"); see
-  :mod:`fosr.flowmodel.codebook` for the intervals.
+- Continuous columns: zero is bin 0, non-zero values go to about ``bins``
+  equal-frequency bins (40 by default, the reference's "v2"); in packet and
+  byte columns a frequent whole number gets a bin of its own, so that it
+  comes back exactly; see :mod:`fosr.flowmodel.codebook` for the intervals.
 - Time: the start of each flow becomes an integer tick of ``tick_s``
   seconds (10 ms by default, the reference's 1/100 s) counted from the first
   flow, whose start is kept as ``origin_s``.  Ticks are
@@ -312,7 +313,7 @@ def _encode_continuous(
             f"column {name!r} holds {values[row]!r}; it must be >= 0",
             where=f"row {row}",
         )
-    edges = quantile_edges(values, bins)
+    edges = quantile_edges(values, bins, integer=_CONTINUOUS[name])
     codes = bin_codes(values, edges)
     book = Codebook(
         name=name,

@@ -5,34 +5,35 @@ How this works (METHODS.md §1.7, the streaming re-cast; ARCHITECTURE.md,
 
 - Time is cut into windows of ``window_s`` seconds aligned to the Unix
   epoch; window ``w`` is ``[w * window_s, (w + 1) * window_s)``.  Everything
-  about the instances that *start* in window ``w`` comes from one generator
-  seeded by ``(seed, w)``, drawn in a fixed order: their number ~ Poisson
-  (rate at the window's middle x ``window_s`` x ``rate_scale``; windows are
-  shorter than the 15-minute bins of the profile), their starts uniform in
-  the window, their kinds by weight, then per kind, in kind order, the
-  delays of each gap and one batch of network records
-  (:meth:`BayesNet.sample`), then the draws inside continuous bins and the
-  client ports of all their rows.  So a flow depends only on the model, the
-  seed and its window, never on how a caller cuts time into ranges or
-  batches.
+  about the instances that *start* in window ``w`` comes from generators
+  seeded by ``(seed, w)`` and ``(seed, w, kind)``.  The first draws how
+  many instances of each kind start in the window, each ~ Poisson (rate at
+  the window's middle x ``window_s`` x ``rate_scale`` x the kind's share;
+  windows are shorter than the 15-minute bins of the profile): the same
+  law as one Poisson count with kinds drawn by weight.  Then each instance
+  gets one row of uniforms from its kind's stream, the rows one after the
+  other: its start in the window, the delays of its gaps, its network
+  record (:meth:`BayesNet.sample_uniforms`), and per flow one for each
+  continuous column's bin draw and one for the client port.  So a flow
+  depends only on the model, the seed and its window, never on how a
+  caller cuts time into ranges or batches.
 - A range ``[a, b)`` holds the rows starting in it, including rows of
   instances that started up to ``max_gap_s x (max_rows - 1)`` before
   ``a``: those earlier windows are drawn again and only their late rows
   kept.  :meth:`FlowSampler.batches` keeps rows drawn past the end of a
   batch for the next one instead.
-- Shards: instance ``j`` (in start order) of window ``w`` belongs to shard
-  ``(w + j) mod shards``.  Every shard makes all the draws of a window
-  (counts, starts, kinds, delays, network records, and one uniform per row
-  for each continuous column and the client port), then turns only its own
-  rows into values (the object arrays and bin draws), so the shards are
-  disjoint and together give the unsharded stream exactly.  TODO: the
-  draws are not divided by the number of shards; a 3-shard run costs each
-  shard about 70% of the unsharded time on CIDDS (bench/bench_flow_sampler
-  .py); a counter-based generator per instance would divide them too.
-- Cost: per window and kind, one :meth:`BayesNet.sample` call, which
-  rebuilds its probability tables on every call; at low rates (a few
-  hundred flows per window) that dominates, so larger ``window_s`` or a
-  table cache in :class:`BayesNet` pays off there.
+- Shards: the instances of one kind in window ``w`` are cut into
+  ``shards`` blocks of consecutive positions, and block ``b`` goes to shard
+  ``(b + w + kind) mod shards`` (rotated so that single instances spread
+  over the shards).  A shard draws the window's counts, then only its own
+  instances' rows: it jumps the kind's stream over the other blocks
+  (``advance``; a uniform is one 64-bit step).  So the shards are
+  disjoint, together give the unsharded stream exactly, and each makes
+  about 1/N of the draws.
+- Cost: per window and kind, one stream and one
+  :meth:`BayesNet.sample_uniforms` call (the networks cache their
+  cumulative tables); at low rates (a few instances per window) these
+  fixed costs dominate, so larger ``window_s`` pays off there.
 - Values: codes are decoded with the table's codebooks; addresses map back
   to the hosts seen in training (no topology yet).  The client port is not
   mined: TCP and UDP rows get an ephemeral port drawn uniformly from Linux's
@@ -53,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fosr.flowmodel._codes import BinDecoder, Template, fill_codes
-from fosr.flowmodel.codebook import Codebook
+from fosr.flowmodel.codebook import Codebook, log_uniform
 from fosr.flowmodel.learn import LearnedFlowModel
 from fosr.flowmodel.network import BayesNet
 from fosr.flowmodel.timing import FlowTiming
@@ -67,6 +68,9 @@ EPHEMERAL_PORTS = (32768, 60999)
 """Client ports drawn, inclusive: Linux's default ip_local_port_range."""
 
 _ICMP_TYPES = {1: 8, 58: 128}
+_HEADER_BYTES = {6: 40, 17: 28, 1: 28, 58: 48}
+"""Smallest IP plus transport header per protocol; 20 (bare IPv4) else."""
+_MAX_PACKET_BYTES = 65_535
 _EMPTY = FlowTable.empty()
 
 
@@ -127,7 +131,8 @@ class FlowSampler:
             _Kind(f.network, Template.of(f.pattern, f.variables, n))
             for f in model.patterns
         ]
-        self._cumulative = np.cumsum(timing.weights)
+        weights = np.asarray(timing.weights, np.float64)
+        self._shares = weights / max(float(weights.sum()), 1e-300)
         self._categorical = [
             (i, name, book.values.astype(_dtype(name)))
             for i, (name, book) in enumerate(zip(columns, codebooks, strict=True))
@@ -140,6 +145,13 @@ class FlowSampler:
             if book.is_continuous
         ]
         self.lookback_s = timing.max_gap_s * (timing.max_rows - 1)
+        self._per_row = len(self._binned) + 1  # decoding uniforms per flow
+        names = [name for _, name, _ in self._binned]
+        self._byte_columns = [
+            (j, direction) for j, name in enumerate(names)
+            for direction in ("fwd", "bwd")
+            if name == f"{direction}_bytes" and f"{direction}_packets" in self.columns
+        ]  # fmt: skip
 
     def sample(self, start_s: float, end_s: float) -> FlowTable:
         """Return the flows starting in ``[start_s, end_s)``, by start time."""
@@ -193,62 +205,82 @@ class FlowSampler:
     def _draw_window(self, w: int, expected: float) -> dict[str, Array]:
         """Return the shard's rows of the instances starting in window ``w``."""
         rng = np.random.default_rng([self.seed, w])
-        n = int(rng.poisson(expected))
-        starts_s = (w + np.sort(rng.random(n))) * self.window_s
-        kinds = np.searchsorted(self._cumulative, rng.random(n), side="right")
-        kinds = np.minimum(kinds, len(self._kinds) - 1)
+        counts = rng.poisson(expected * self._shares)
 
-        # rows of each kind: codes, start, instance and row number
-        codes, times, instances, row_numbers = [], [], [], []
+        # the shard's instances of each kind: codes, times, decoding uniforms
+        codes, times, uniforms = [], [], []
         for k, kind in enumerate(self._kinds):
-            index = np.flatnonzero(kinds == k)
-            if len(index) == 0:
+            first, last = self._block(int(counts[k]), w, k)
+            if first == last:
                 continue
+            u = self._instance_uniforms(w, k, kind, first, last)
             rows = kind.template.n_rows
-            at = np.repeat(starts_s[index][:, None], rows, axis=1)
+            at = np.repeat((w + u[:, :1]) * self.window_s, rows, axis=1)
             if rows > 1:
-                delays = self.timing.sample_delays(
-                    k - 1, rng.random((len(index), rows - 1))
-                )
+                delays = self.timing.sample_delays(k - 1, u[:, 1:rows])
                 at[:, 1:] += np.cumsum(delays, axis=1)
-            filled = kind.template.fill(kind.network.sample(len(index), rng))
+            n_vars = len(kind.network)
+            records = kind.network.sample_uniforms(u[:, rows : rows + n_vars])
+            filled = kind.template.fill(records)
             codes.append(filled.reshape(-1, filled.shape[2]))
             times.append(at.ravel())
-            instances.append(np.repeat(index, rows))
-            row_numbers.append(np.tile(np.arange(rows), len(index)))
+            uniforms.append(u[:, rows + n_vars :].reshape(-1, self._per_row))
         if not codes:
             return _no_rows()
 
         # time order; ties keep kind, instance and row order (stable sort)
         all_times = np.concatenate(times)
         order = np.argsort(all_times, kind="stable")
-        mine = (w + np.concatenate(instances)[order]) % self.shards == self.shard
-        return self._decode(np.concatenate(codes), all_times, order, mine, rng)
+        return self._decode(
+            np.concatenate(codes)[order],
+            all_times[order],
+            np.concatenate(uniforms)[order],
+        )
 
-    def _decode(
-        self,
-        codes: Array,
-        times: Array,
-        order: Array,
-        mine: Array,
-        rng: np.random.Generator,
-    ) -> dict[str, Array]:
-        """Decode the shard's rows; draw for all rows to keep streams aligned.
+    def _block(self, m: int, w: int, k: int) -> tuple[int, int]:
+        """Return the shard's positions ``[first, last)`` among ``m`` instances.
 
-        One uniform per row and continuous column, and one for the client
-        port, are drawn for every row of the window; only the shard's rows
-        are then turned into values.
+        The instances of a kind in a window are cut into ``shards`` blocks
+        of consecutive positions; block ``b`` goes to shard ``(b + w + k)
+        mod shards``, so that single instances spread over the shards.
         """
-        u = rng.random((len(codes), len(self._binned) + 1))[mine]
-        rows = order[mine] if self.shards > 1 else order
-        codes = codes[rows]
+        if self.shards == 1:
+            return 0, m
+        b = (self.shard - w - k) % self.shards
+        return b * m // self.shards, (b + 1) * m // self.shards
+
+    def _instance_uniforms(
+        self, w: int, k: int, kind: _Kind, first: int, last: int
+    ) -> Array:
+        """Return the uniforms of instances ``first..last-1`` of kind ``k``.
+
+        Each instance of the kind has one row of uniforms: its start in the
+        window, its delays, its network record, then per flow one for each
+        binned column and one for the client port.  Rows come one after the
+        other from a stream seeded by (seed, window, kind); a shard jumps
+        over the rows of the other shards (one uniform is one 64-bit step),
+        so it draws only its own and still gets what the unsharded stream
+        gets.
+        """
+        rows = kind.template.n_rows
+        width = rows + len(kind.network) + rows * self._per_row
+        bits = np.random.PCG64([self.seed, w, k + 1])  # default_rng's generator
+        if first:
+            bits.advance(first * width)
+        u: Array = np.random.Generator(bits).random((last - first, width))
+        return u
+
+    def _decode(self, codes: Array, times: Array, u: Array) -> dict[str, Array]:
+        """Turn the shard's rows, in time order, into flow columns."""
         n = len(codes)
         out = {name: _blank(name, n) for name in self._unmined}
-        out["start"] = times[rows]
+        out["start"] = times
         for i, name, values in self._categorical:
             out[name] = values[codes[:, i]]
         for j, (i, name, decoder) in enumerate(self._binned):
             out[name] = decoder.decode(codes[:, i], u[:, j])
+        for j, direction in self._byte_columns:
+            self._fit_bytes_to_packets(out, direction, codes, u[:, j], j)
 
         # client ports: ephemeral, or the ICMP type for ICMP
         low, high = EPHEMERAL_PORTS
@@ -257,6 +289,32 @@ class FlowSampler:
             ports[out["proto"] == proto] = icmp_type
         out["client_port"] = np.minimum(ports, high)
         return out
+
+    def _fit_bytes_to_packets(
+        self, out: dict[str, Array], direction: str, codes: Array, u: Array, j: int
+    ) -> None:
+        """Redraw bytes inside their bin where the bin allows a valid size.
+
+        A bin of bytes and a bin of packets are drawn independently inside
+        their intervals, which can give fewer bytes than the headers of the
+        packets, or bytes without packets.  Where the bin of bytes holds a
+        size between the headers (:data:`_HEADER_BYTES` per packet) and
+        65,535 bytes per packet, bytes are drawn log-uniformly in that
+        overlap from the same uniform; the code is unchanged either way.
+        """
+        i, _, decoder = self._binned[j]
+        if not decoder.is_integer:
+            return
+        name = f"{direction}_bytes"
+        packets = out[f"{direction}_packets"].astype(np.float64)
+        header = np.full(len(packets), 20.0)
+        for proto, size in _HEADER_BYTES.items():
+            header[out["proto"] == proto] = size
+        low = np.maximum(decoder.low[codes[:, i]], header * packets)
+        high = np.minimum(decoder.high[codes[:, i]], _MAX_PACKET_BYTES * packets)
+        fits = (low <= high) & (codes[:, i] > 0)
+        drawn = log_uniform(low[fits], high[fits], u[fits], integer=True)
+        out[name][fits] = drawn
 
 
 def _dtype(name: str) -> np.dtype[Any]:

@@ -7,7 +7,7 @@ import pytest
 
 from fosr.flowmodel._codes import BinDecoder
 from fosr.flowmodel.codebook import Codebook, ColumnKind, quantile_edges
-from fosr.flowmodel.encoding import CodedTable
+from fosr.flowmodel.encoding import CodedTable, encode_flows
 from fosr.flowmodel.learn import (
     FittedPattern,
     LearnedFlowModel,
@@ -222,3 +222,67 @@ def test_sample_refuses_times_before_the_epoch(planted: Planted) -> None:
         sampler(planted).sample(-10.0, 10.0)
     with pytest.raises(ValueError, match="reversed"):
         sampler(planted).sample(20.0, 10.0)
+
+
+def test_bytes_fit_the_headers_of_their_packets() -> None:
+    # TCP flows of 1 to 60 packets, 40 to 1500 bytes each: equal-frequency
+    # bins of packets and of bytes, drawn independently, would often give
+    # fewer bytes than 40 per packet
+    rng = np.random.default_rng(11)
+    n = 3000
+    packets = rng.integers(1, 61, n)
+    flows = FlowTable.from_columns(
+        {
+            "start": MONDAY_S + np.sort(rng.uniform(0, DAY_S, n)),
+            "duration": rng.exponential(1.0, n),
+            "proto": np.full(n, 6),
+            "client": np.full(n, "10.0.0.1", dtype=object),
+            "client_port": rng.integers(32768, 61000, n),
+            "server": np.full(n, "10.0.0.2", dtype=object),
+            "server_port": np.full(n, 443),
+            "fwd_packets": packets,
+            "fwd_bytes": packets * rng.integers(40, 1501, n),
+            "bwd_packets": np.zeros(n, dtype=np.int64),
+            "bwd_bytes": np.zeros(n, dtype=np.int64),
+            "tcp_flags": np.full(n, 0x18),
+            "state": np.full(n, "SF", dtype=object),
+        }
+    )
+    table = encode_flows(flows)
+    model = background_model(table)
+    timing = fit_timing(model, table, max_gap_s=1.0)
+    sampled = FlowSampler(
+        model, timing, table.columns, table.codebooks, seed=3, rate_scale=2.0
+    ).sample(MONDAY_S, MONDAY_S + DAY_S)
+    assert len(sampled) > 1000
+    # where the bin the network drew holds a valid size, bytes take one
+    book = table.codebooks[table.column_index("fwd_bytes")]
+    codes = book.encode(sampled.fwd_bytes)
+    upper = np.array([book.interval(int(c))[1] for c in codes])
+    allowed = upper >= 40 * sampled.fwd_packets
+    assert allowed.mean() > 0.9
+    assert np.all(sampled.fwd_bytes[allowed] >= 40 * sampled.fwd_packets[allowed])
+    assert np.all(sampled.bwd_bytes == 0)
+    # and the bins are wide enough for the rule to matter
+    wide = [book.interval(c) for c in range(1, book.size)]
+    assert max(high - low for low, high in wide) > 40 * 30
+
+
+def test_bin_decoder_draws_like_the_codebook() -> None:
+    rng = np.random.default_rng(6)
+    values = np.concatenate([rng.geometric(0.001, 3000), np.full(500, 40)])
+    edges = quantile_edges(values.astype(float), 10, integer=True)
+    book = Codebook(
+        name="fwd_bytes",
+        kind=ColumnKind.CONTINUOUS,
+        is_address=False,
+        values=np.empty(0, dtype=object),
+        edges=edges,
+        is_integer=True,
+        counts=np.ones(len(edges), dtype=np.int64),
+    )
+    codes = np.full(40_000, len(edges) - 1)  # the widest, last bin
+    fast = BinDecoder.of(book, np.dtype(np.int64)).decode(codes, rng.random(len(codes)))
+    slow = book.decode(codes, rng)
+    assert np.array_equal(book.encode(fast), codes)
+    assert np.median(fast) == pytest.approx(np.median(slow), rel=0.05)

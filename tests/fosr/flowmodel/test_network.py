@@ -119,3 +119,29 @@ def test_structure_respects_the_in_degree() -> None:
     net = learn_network(data.astype(np.int64), [2] * 6, max_indegree=2)
     assert max(net.parent_counts) <= 2
     assert net.structure_bits > 0
+
+
+def test_sampling_from_uniforms_draws_each_record_from_its_own_row() -> None:
+    data = dependent_data(1000, seed=4)
+    net = fit_counts(data, [(), (0,), ()], [4, 4, 3])
+    u = np.random.default_rng(5).random((50_000, 3))
+    whole = net.sample_uniforms(u)
+    assert np.array_equal(net.sample_uniforms(u[1000:1010]), whole[1000:1010])
+    # the dependency survives: variable 1 copies variable 0 most of the time
+    assert np.mean(whole[:, 0] == whole[:, 1]) > 0.85
+    expected = net.probabilities(2)[0] * len(whole)
+    observed = np.bincount(whole[:, 2], minlength=3)
+    assert stats.chisquare(observed, expected).pvalue > 0.001
+    with pytest.raises(ValueError, match="uniforms of shape"):
+        net.sample_uniforms(u[:, :2])
+
+
+def test_smoothing_leaves_a_well_seen_configuration_nearly_empirical() -> None:
+    # 80 states (bins of bytes); given parent state 0 the child is always 0
+    parent = np.repeat([0, 1], 100)
+    child = np.where(parent == 0, 0, np.arange(200) % 80)
+    net = fit_counts(np.stack([parent, child], axis=1), [(), (0,)], [2, 80])
+    table = net.probabilities(1)
+    assert table.shape == (3, 80)
+    assert table[0, 0] > 0.99  # add-one smoothing would give 100 / 180
+    np.testing.assert_allclose(table.sum(axis=1), 1.0)
