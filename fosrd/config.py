@@ -167,6 +167,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{name}: not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{name}: not UTF-8 text: {error.reason}") from None
+    except RecursionError:
+        raise ConfigError(f"{name}: not valid TOML: nested too deeply") from None
     return parse_config(raw, source=name)
 
 
@@ -239,7 +241,7 @@ def validate(config: Config, *, origin: str | None = None) -> None:
     if c.timezone:
         try:
             zoneinfo.ZoneInfo(c.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
             p.fail("clock.timezone", c.timezone, "is not a known time zone")
     for name in ("speed", "batch_s", "lead_s", "max_lag_s"):
         value = getattr(c, name)

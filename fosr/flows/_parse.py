@@ -237,7 +237,10 @@ class RecordBlock:
         results: list[int | float] = []
         for row, value in enumerate(values):
             try:
-                results.append(convert(value))
+                number = convert(value)
+                if isinstance(number, int) and not -(2**63) <= number < 2**63:
+                    raise OverflowError(value)  # past int64, the column's type
+                results.append(number)
             except (ValueError, OverflowError):
                 self.reject(row, name, f"not {what}: {value!r}")
                 results.append(0)

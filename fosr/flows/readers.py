@@ -92,6 +92,7 @@ UGR16_COLUMNS = (
 _NFDUMP_OPTIONAL = {"Flows"}
 _UGR16_OPTIONAL = {"fwd", "stos", "lable"}
 _ICMP, _ICMPV6 = 1, 58
+_MAX_DURATION_S = 1e9  # about 31 years
 
 Layout = Callable[[str, str | None, int], tuple[list[str], bool]]
 Converter = Callable[[RecordBlock, tzinfo | None], OneWayTable]
@@ -305,7 +306,11 @@ def _ugr16_layout(line: str, path: str | None, number: int) -> tuple[list[str], 
 
 
 def _split_header(line: str) -> list[str]:
-    return [name.strip() for name in next(csv.reader([line]))] or [""]
+    try:
+        names = next(csv.reader([line]))
+    except csv.Error:  # a field past csv's size limit: no header of a known format
+        names = line.split(",")
+    return [name.strip() for name in names] or [""]
 
 
 def _check_header(
@@ -367,7 +372,11 @@ def _convert_ugr16(block: RecordBlock, tz: tzinfo | None) -> OneWayTable:
     src_port, dst_port = _decode_ports(block, proto, "sp", "dp")
     end_us = block.timestamps_us("te", tz)
     duration = block.floats("td")
-    duration_us = np.round(np.where(np.isfinite(duration), duration, 0) * 1e6)
+    # a longer one would not fit the int64 microseconds below
+    too_long = duration > _MAX_DURATION_S
+    block.reject_rows(too_long, "td", f"a duration up to {_MAX_DURATION_S:.0e} s")
+    kept = np.isfinite(duration) & ~too_long
+    duration_us = np.round(np.where(kept, duration, 0) * 1e6)
     return OneWayTable(
         start=(end_us - duration_us.astype(np.int64)) / 1e6,
         duration=duration,
@@ -410,7 +419,7 @@ def _ports(block: RecordBlock, name: str) -> tuple[Array, bool]:
     values = block.text(name)
     try:
         ports = np.fromiter(map(int, values), dtype=np.int64, count=len(values))
-    except ValueError:
+    except (ValueError, OverflowError):
         return block.lookup(name, _port_number, np.int32), False
     in_range = (ports >= 0) & (ports <= 65535)
     return np.where(in_range, ports, -1).astype(np.int32), True

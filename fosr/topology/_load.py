@@ -92,6 +92,8 @@ def parse_topology(text: str, source: str = "<string>") -> Topology:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{source}: not valid TOML: {error}") from error
+    except RecursionError:
+        raise ConfigError(f"{source}: not valid TOML: nested too deeply") from None
     return _Reader(source).read(document)
 
 
@@ -345,6 +347,8 @@ class _Reader:
         return name
 
     def cidr(self, text: Any, field: str) -> ipaddress.IPv4Network:
+        if not isinstance(text, str):  # ipaddress takes 5 (or True) as 0.0.0.5/32
+            raise self.fail(field, f"{text!r} is not a string")
         try:
             # TODO: IPv6 networks are refused until frames can carry IPv6
             # addresses end to end (FlowBatch holds uint32 addresses).
