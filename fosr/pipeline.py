@@ -136,6 +136,7 @@ class Engine:
         self.batch_s = float(batch_s)
         self.skipped: Counter[int] = Counter()
         self.adjusted = 0
+        self.failed_flows = 0
 
     def chunks(self, start_s: float) -> Iterator[Chunk]:
         """Yield the chunks of ``[start_s + k batch_s, start_s + (k+1) batch_s)``."""
@@ -166,7 +167,17 @@ class Engine:
             table = table.take(np.flatnonzero(keep))
         if len(table) == 0:
             return _empty_frames(), FlowTable.empty()
-        seqs = self.packets.sample(table, rng)
+        try:
+            seqs = self.packets.sample(table, rng)
+        except (IndexError, ValueError):
+            # TODO: the packet model's backward walk can still leave its
+            # table on some long flows of the default model (seen after
+            # hours at a high speed factor); until the cause is found the
+            # batch's flows are dropped and counted, so a generator that
+            # runs for months loses one batch instead of stopping
+            self.failed_flows += len(table)
+            log.exception("packet sampling failed; %d flows dropped", len(table))
+            return _empty_frames(), FlowTable.empty()
         self.adjusted += int(np.count_nonzero(seqs.adjusted))
         batch = self._flow_batch(table, seqs, rng)
         chunks = list(iter_frames(batch, rng))

@@ -79,3 +79,22 @@ def test_merge_and_take_keep_each_frame_whole() -> None:
         assert set(frame) == {flow}
     picked = take_frames(merged, np.array([4, 0]))
     assert picked.frame(0) == bytes([22] * 8) and picked.frame(1) == bytes([10] * 3)
+
+
+class _FailsOnce(EvenPackets):
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def sample(self, flows, rng):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 2:
+            raise IndexError("walk left the table")
+        return super().sample(flows, rng)
+
+
+def test_a_failing_packet_batch_is_dropped_and_counted() -> None:
+    table = flow_table(200, T0, 10.0)
+    engine = Engine(ListFlows(table), _FailsOnce(), HashHosts(), seed=1, batch_s=2.0)
+    chunks = list(islice(engine.chunks(T0), 8))
+    assert engine.failed_flows > 0
+    assert sum(len(c.flows) for c in chunks) == 200 - engine.failed_flows
