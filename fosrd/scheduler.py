@@ -240,9 +240,15 @@ class Pacer:
     def _produce(self, chunks: Iterator[Chunk], generation: int) -> None:
         try:
             for chunk in chunks:
+                # hand the chunk over lead_s before its first frame is due
+                # (waiting for its end instead made the first part of every
+                # batch late by batch_s - lead_s)
+                first_ns = (
+                    int(chunk.frames.ts_ns[0]) if len(chunk.frames) else chunk.end_ns
+                )
                 while generation == self._generation and not self._stop.is_set():
-                    ahead_s = self.clock.wall_delay_s(chunk.end_ns)
-                    if ahead_s <= self.lead_s + self._lead_of(chunk):
+                    ahead_s = self.clock.wall_delay_s(first_ns)
+                    if ahead_s <= self.lead_s:
                         break
                     time.sleep(min(0.05, ahead_s - self.lead_s))
                 while generation == self._generation and not self._stop.is_set():
@@ -261,9 +267,6 @@ class Pacer:
             log.exception("generation failed")
             self.error = error
             self._stop.set()
-
-    def _lead_of(self, chunk: Chunk) -> float:
-        return 0.0
 
     # the sender
 
