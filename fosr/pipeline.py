@@ -188,7 +188,7 @@ class Engine:
         )
         if not np.array_equal(frames.flow, packet_flow[order]):
             raise AssertionError("frames are not the packets in time order")
-        truth = _ground_truth(table, batch, frames, order)
+        truth = _ground_truth(table, batch, frames, order, packet_flow)
         frames = Frames(
             frames.data, frames.offsets, frames.ts_ns, frames.flow + first_flow
         )
@@ -266,11 +266,10 @@ def _fit_mtu(payload_len: Array, proto: Array, counts: Array) -> Array:
 
 
 def _ground_truth(
-    table: FlowTable, batch: FlowBatch, frames: Frames, order: Array
+    table: FlowTable, batch: FlowBatch, frames: Frames, order: Array, packet_flow: Array
 ) -> FlowTable:
     """Count what was built, per flow and direction."""
     n = batch.n_flows
-    packet_flow = np.repeat(np.arange(n), np.diff(batch.offsets).astype(np.int64))
     link = _ETH + _VLAN * (batch.vlan >= 0).astype(np.int64)
     ip_bytes = np.empty(len(order), np.int64)
     ip_bytes[order] = np.diff(frames.offsets)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fosr import __version__
+from fosr._cli_model import _non_negative, _shard
 from fosr.errors import ConfigError, FosrError
 
 __all__ = ["main"]
@@ -136,25 +137,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop after this many wall seconds")
     p.add_argument("--check", action="store_true", help="validate everything and exit")
     return p
-
-
-def _shard(text: str) -> tuple[int, int]:
-    i, _, n = text.partition("/")
-    try:
-        shard, shards = int(i), int(n)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a shard like 0/4: {text!r}") from None
-    return shard, shards
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not an integer >= 0: {text!r}")
-    return value
 
 
 if __name__ == "__main__":

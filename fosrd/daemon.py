@@ -52,7 +52,7 @@ class Daemon:
         self.sinks: list[Output] = []
         self.pacer: Pacer | None = None
         self.clock: GenClock | None = None
-        self.metrics = Metrics(outputs=self._output_statuses)
+        self.metrics = Metrics(outputs=self.outputs_status)
         self.rate_scale = config.clock.rate_scale
         self.state = "starting"
         self.started_at = time.time()
@@ -327,9 +327,6 @@ class Daemon:
     def outputs_status(self) -> list[dict[str, object]]:
         """Return every output's status."""
         return [o.status() for o in self.sinks]
-
-    def _output_statuses(self) -> list[dict[str, object]]:
-        return self.outputs_status()
 
     def _status_line(self) -> str:
         stats = self.pacer.stats if self.pacer is not None else None
